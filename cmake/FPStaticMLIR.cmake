@@ -6,7 +6,7 @@
 # (DESIGN.md section 5).
 #
 #===------------------------------------------------------------------------===#
-find_package(MLIR 22 REQUIRED CONFIG
+find_package(MLIR REQUIRED CONFIG
   HINTS /usr/lib/llvm-22/lib/cmake/mlir)
 message(STATUS "Using MLIRConfig.cmake in: ${MLIR_DIR}")
 message(STATUS "Using LLVMConfig.cmake in: ${LLVM_DIR}")
