@@ -1,0 +1,45 @@
+//===- Passes.h - fp compiler passes ----------------------------*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+#ifndef FP_COMPILER_PASSES_H
+#define FP_COMPILER_PASSES_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/Pass.h"
+
+#include <memory>
+#include <string>
+
+namespace mlir {
+namespace emitc {
+class EmitCDialect;
+} // namespace emitc
+namespace fp {
+
+#define GEN_PASS_DECL
+#include "fp/Compiler/Passes.h.inc"
+
+/// Options of the whole pipeline (`fp-compile-pipeline`).
+struct CompilePipelineOptions {
+  /// Target GPU architecture (sm_80, sm_86, sm_89, sm_90, sm_90a).
+  std::string arch = "sm_90a";
+  /// Keep the block score matrix (debug).
+  bool keepScores = false;
+};
+
+/// Adds expand, fuse, select-tiles and convert-to-EmitC to `pm`.
+void buildCompilePipeline(OpPassManager &pm,
+                          const CompilePipelineOptions &options);
+
+/// Registers every fp pass and the `fp-compile-pipeline` pipeline.
+void registerCompilerPasses();
+
+#define GEN_PASS_REGISTRATION
+#include "fp/Compiler/Passes.h.inc"
+
+} // namespace fp
+} // namespace mlir
+
+#endif // FP_COMPILER_PASSES_H

@@ -1,0 +1,26 @@
+//===- Shapes.h - Result types of the fp step ops ---------------*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+#ifndef FP_COMPILER_SHAPES_H
+#define FP_COMPILER_SHAPES_H
+
+#include "mlir/IR/BuiltinTypes.h"
+
+namespace mlir::fp {
+
+/// `[b, h, ceil(s / blockSize), d]` for a `[b, s, h, d]` token tensor.
+RankedTensorType pooledType(RankedTensorType tokens, int64_t blockSize);
+
+/// Types of the block scores and of the padded-rows mask of queries `q`.
+struct MaskTypes {
+  RankedTensorType scores; ///< [b, h_q, nb, nb] f32
+  RankedTensorType counts; ///< [b, h_q, nb] i32
+  RankedTensorType ids;    ///< [b, h_q, nb, nb] i32
+};
+MaskTypes maskTypes(RankedTensorType q, int64_t blockSize);
+
+} // namespace mlir::fp
+
+#endif // FP_COMPILER_SHAPES_H

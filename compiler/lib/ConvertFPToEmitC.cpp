@@ -1,0 +1,279 @@
+//===- ConvertFPToEmitC.cpp - Lower tiled fp ops to CUDA kernels -*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+// Each tiled kernel op becomes an `emitc.func` CUDA kernel whose body calls
+// one device template (runtime/device/fp/kernels.cuh) with the compile-time
+// configuration as template arguments. The generated code is glue only; the
+// algorithms live in the reviewed device headers.
+//
+// Host-side facts the runtime needs (parameter struct, threads, grid rule,
+// shared memory, launch order) are attached as `fp.kernel` on every kernel
+// and `fp.launches` on the module; KernelManifest.cpp prints them.
+//
+//===----------------------------------------------------------------------===//
+#include "fp/Compiler/KernelManifest.h"
+#include "fp/Compiler/Passes.h"
+#include "fp/Compiler/TileConfig.h"
+#include "fp/Dialect/FPDialect.h"
+
+#include "mlir/Dialect/EmitC/IR/EmitC.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "llvm/ADT/MapVector.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/FormatVariadic.h"
+
+namespace mlir::fp {
+#define GEN_PASS_DEF_CONVERTFPTOEMITC
+#include "fp/Compiler/Passes.h.inc"
+} // namespace mlir::fp
+
+using namespace mlir;
+using namespace mlir::fp;
+
+namespace {
+
+/// One kernel to emit: its entry name, the template it instantiates and the
+/// launch facts for the manifest.
+struct KernelPlan {
+  std::string entry;
+  std::string templateName; ///< e.g. "fp::dev::block_pool"
+  std::string elementType;  ///< "__nv_bfloat16" or "__half"
+  SmallVector<int64_t> templateInts;
+  KernelInfo info;
+};
+
+std::string dtypeName(Type type) { return type.isBF16() ? "bf16" : "f16"; }
+std::string cudaElementType(Type type) {
+  return type.isBF16() ? "__nv_bfloat16" : "__half";
+}
+
+int computeCapability(ModuleOp module) {
+  auto arch = module->getAttrOfType<StringAttr>("fp.arch");
+  std::optional<TargetArch> target =
+      arch ? parseTargetArch(arch.getValue()) : std::nullopt;
+  return target ? target->computeCapability : 0;
+}
+
+KernelKey keyOf(Type element, int64_t headDim, int64_t blockSize,
+                int64_t group, int cc) {
+  return {cc, headDim, blockSize, element.getIntOrFloatBitWidth() / 8, group};
+}
+
+FailureOr<KernelPlan> planPool(BlockPoolOp op, int cc) {
+  if (!op.getTile())
+    return op.emitOpError() << "has no #fp.pool_tile (run fp-select-tiles)";
+  auto input = cast<RankedTensorType>(op.getInput().getType());
+  Type element = input.getElementType();
+  int64_t d = input.getDimSize(3), b = op.getBlockSize();
+  int64_t threads = op.getTile()->getThreads();
+  KernelPlan plan;
+  plan.entry = llvm::formatv("fp_block_pool_{0}_d{1}_b{2}_t{3}",
+                             dtypeName(element), d, b, threads);
+  plan.templateName = "fp::dev::block_pool";
+  plan.elementType = cudaElementType(element);
+  plan.templateInts = {d, b, threads};
+  plan.info = {plan.entry, "FpPoolParams", threads,
+               "blocks,heads,batch", 0, 0, ""};
+  (void)cc;
+  return plan;
+}
+
+FailureOr<KernelPlan> planDiscovery(PatternDiscoveryOp op, int cc) {
+  if (!op.getTile())
+    return op.emitOpError()
+           << "has no #fp.discovery_tile (run fp-select-tiles)";
+  auto query = cast<RankedTensorType>(op.getQuery().getType());
+  auto kbar = cast<RankedTensorType>(op.getKbar().getType());
+  auto counts = cast<RankedTensorType>(op.getCounts().getType());
+  Type element = query.getElementType();
+  int64_t d = query.getDimSize(3), b = op.getBlockSize();
+  DiscoveryTile tile{op.getTile()->getKeyChunk(), op.getTile()->getWarps()};
+  KernelKey key = keyOf(element, d, b,
+                        counts.getDimSize(1) / kbar.getDimSize(1), cc);
+  KernelPlan plan;
+  plan.entry = llvm::formatv("fp_pattern_discovery_{0}_d{1}_b{2}_c{3}w{4}",
+                             dtypeName(element), d, b, tile.keyChunk,
+                             tile.warps);
+  plan.templateName = "fp::dev::pattern_discovery";
+  plan.elementType = cudaElementType(element);
+  plan.templateInts = {d, b, tile.keyChunk, tile.warps};
+  std::string traits =
+      llvm::formatv("fp::dev::DiscoveryTraits<{0}, {1}, {2}, {3}, {4}>",
+                    plan.elementType, d, b, tile.keyChunk, tile.warps);
+  plan.info = {plan.entry,
+               "FpDiscoveryParams",
+               32 * tile.warps,
+               "blocks,q_heads,batch",
+               discoverySmemBaseBytes(key, tile),
+               discoverySmemPerKeyBlockBytes(key, tile),
+               traits};
+  return plan;
+}
+
+FailureOr<KernelPlan> planAttention(MaskedAttentionOp op, int cc) {
+  if (!op.getTile())
+    return op.emitOpError()
+           << "has no #fp.attention_tile (run fp-select-tiles)";
+  auto q = cast<RankedTensorType>(op.getQ().getType());
+  auto k = cast<RankedTensorType>(op.getK().getType());
+  Type element = q.getElementType();
+  int64_t d = q.getDimSize(3), b = op.getBlockSize();
+  AttentionTileAttr t = op.getTileAttr();
+  AttentionTile tile{t.getBlockM(), t.getBlockN(), t.getWarps(),
+                     t.getStages()};
+  KernelKey key = keyOf(element, d, b, q.getDimSize(2) / k.getDimSize(2), cc);
+  // The arch selects the device mainloop; sm_86/sm_89 use the sm_80 one.
+  int64_t archTag = cc >= 90 ? 90 : 80;
+  KernelPlan plan;
+  plan.entry = llvm::formatv(
+      "fp_masked_attention_{0}_d{1}_b{2}_m{3}n{4}w{5}s{6}_sm{7}",
+      dtypeName(element), d, b, tile.blockM, tile.blockN, tile.warps,
+      tile.stages, archTag);
+  plan.templateName = "fp::dev::masked_attention";
+  plan.elementType = cudaElementType(element);
+  plan.templateInts = {d,          b,           tile.blockM, tile.blockN,
+                       tile.warps, tile.stages, archTag};
+  std::string traits = llvm::formatv(
+      "fp::dev::AttentionTraits<{0}, {1}, {2}, {3}, {4}, {5}, {6}, {7}>",
+      plan.elementType, d, b, tile.blockM, tile.blockN, tile.warps,
+      tile.stages, archTag);
+  plan.info = {plan.entry,
+               "FpAttentionParams",
+               32 * tile.warps,
+               llvm::formatv("q_tiles:{0},q_heads,batch", tile.blockM),
+               attentionSmemBytes(key, tile),
+               0,
+               traits};
+  return plan;
+}
+
+/// Role of a pool op in the launch sequence, from how discovery uses it.
+std::string poolRole(BlockPoolOp op) {
+  for (OpOperand &use : op.getPooled().getUses())
+    if (auto discovery = dyn_cast<PatternDiscoveryOp>(use.getOwner()))
+      return use.get() == discovery.getKbar() ? "pool_keys" : "pool_queries";
+  return "pool";
+}
+
+/// Emits `extern "C" __global__ __launch_bounds__(T) void entry(Params p)`
+/// calling the plan's template.
+void emitKernel(OpBuilder &builder, Location loc, const KernelPlan &plan) {
+  MLIRContext *ctx = builder.getContext();
+  Type paramsType = emitc::OpaqueType::get(ctx, plan.info.paramsStruct);
+  auto funcType = builder.getFunctionType({paramsType}, {});
+  auto func = builder.create<emitc::FuncOp>(loc, plan.entry, funcType);
+  func.setSpecifiersAttr(builder.getStrArrayAttr(
+      {"extern \"C\"", "__global__",
+       llvm::formatv("__launch_bounds__({0})", plan.info.threads).str()}));
+  func->setAttr("fp.kernel", plan.info.toAttribute(ctx));
+  Block *body = func.addEntryBlock();
+  OpBuilder::InsertionGuard guard(builder);
+  builder.setInsertionPointToStart(body);
+  SmallVector<Attribute> templateArgs{
+      emitc::OpaqueAttr::get(ctx, plan.elementType)};
+  for (int64_t value : plan.templateInts)
+    templateArgs.push_back(builder.getI32IntegerAttr(value));
+  builder.create<emitc::CallOpaqueOp>(
+      loc, TypeRange{}, plan.templateName, ValueRange{body->getArgument(0)},
+      /*args=*/ArrayAttr(), builder.getArrayAttr(templateArgs));
+  builder.create<emitc::ReturnOp>(loc, Value());
+
+  // Export the template's own shared-memory figures so the runtime can check
+  // them against the manifest after loading the module.
+  builder.setInsertionPointAfter(func);
+  auto exportInt = [&](StringRef suffix, const std::string &value) {
+    builder.create<emitc::VerbatimOp>(
+        loc, llvm::formatv("extern \"C\" __device__ const int {0}_{1} = {2};",
+                           plan.entry, suffix, value)
+                 .str());
+  };
+  if (plan.info.traits.empty()) {
+    exportInt("smem_base", "0");
+    exportInt("smem_per_key_block", "0");
+  } else if (plan.templateName == "fp::dev::pattern_discovery") {
+    exportInt("smem_base", plan.info.traits + "::kSmemBaseBytes");
+    exportInt("smem_per_key_block",
+              plan.info.traits + "::kSmemPerKeyBlockBytes");
+  } else {
+    exportInt("smem_base", plan.info.traits + "::kSmemBytes");
+    exportInt("smem_per_key_block", "0");
+  }
+}
+
+struct ConvertFPToEmitCPass
+    : mlir::fp::impl::ConvertFPToEmitCBase<ConvertFPToEmitCPass> {
+  void runOnOperation() final {
+    ModuleOp module = getOperation();
+    MLIRContext *ctx = &getContext();
+    int cc = computeCapability(module);
+    if (cc == 0) {
+      module.emitError() << "expected an 'fp.arch' module attribute (run "
+                            "fp-select-tiles first)";
+      return signalPassFailure();
+    }
+
+    // 1. Plan every kernel op; identical configurations share one kernel.
+    llvm::MapVector<StringRef, KernelPlan> kernels;
+    SmallVector<NamedAttribute> launches;
+    SmallVector<func::FuncOp> lowered;
+    for (func::FuncOp func : module.getOps<func::FuncOp>()) {
+      SmallVector<Attribute> sequence;
+      WalkResult result = func.walk([&](Operation *op) -> WalkResult {
+        FailureOr<KernelPlan> plan = failure();
+        std::string role;
+        if (auto pool = dyn_cast<BlockPoolOp>(op)) {
+          plan = planPool(pool, cc);
+          role = poolRole(pool);
+        } else if (auto discovery = dyn_cast<PatternDiscoveryOp>(op)) {
+          plan = planDiscovery(discovery, cc);
+          role = "discovery";
+        } else if (auto attention = dyn_cast<MaskedAttentionOp>(op)) {
+          plan = planAttention(attention, cc);
+          role = "attention";
+        } else if (isa<FPDialect>(op->getDialect())) {
+          return op->emitOpError()
+                 << "cannot be lowered to EmitC (run fp-compile-pipeline)";
+        } else {
+          return WalkResult::advance();
+        }
+        if (failed(plan))
+          return WalkResult::interrupt();
+        sequence.push_back(
+            Builder(ctx).getStrArrayAttr({role, plan->entry}));
+        std::string entry = plan->entry;
+        kernels.insert({StringAttr::get(ctx, entry).getValue(),
+                        std::move(*plan)});
+        return WalkResult::advance();
+      });
+      if (result.wasInterrupted())
+        return signalPassFailure();
+      if (sequence.empty())
+        continue;
+      launches.emplace_back(func.getSymNameAttr(),
+                            ArrayAttr::get(ctx, sequence));
+      lowered.push_back(func);
+    }
+
+    // 2. Replace the tensor-level functions by the kernels: the host side
+    // of each function (buffers, launches) is the runtime's job, described
+    // by the manifest.
+    for (func::FuncOp func : lowered)
+      func.erase();
+    OpBuilder builder = OpBuilder::atBlockBegin(module.getBody());
+    Location loc = module.getLoc();
+    builder.create<emitc::VerbatimOp>(
+        loc, llvm::formatv("// Generated by fp-opt (convert-fp-to-emitc) "
+                           "for {0}. Do not edit.",
+                           module->getAttrOfType<StringAttr>("fp.arch")
+                               .getValue())
+                 .str());
+    builder.create<emitc::IncludeOp>(loc, "fp/kernels.cuh");
+    for (auto &entry : kernels)
+      emitKernel(builder, loc, entry.second);
+    module->setAttr("fp.launches", DictionaryAttr::get(ctx, launches));
+  }
+};
+
+} // namespace

@@ -1,0 +1,49 @@
+//===- Pipeline.cpp - The fp compile pipeline -------------------*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+#include "fp/Compiler/Passes.h"
+
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassOptions.h"
+#include "mlir/Pass/PassRegistry.h"
+
+using namespace mlir;
+using namespace mlir::fp;
+
+void mlir::fp::buildCompilePipeline(OpPassManager &pm,
+                                    const CompilePipelineOptions &options) {
+  // Order matters: tiles are chosen for the fused discovery kernel, and the
+  // EmitC conversion needs every kernel op tiled.
+  pm.addPass(createFPExpandPrefill());
+  pm.addPass(createFPFusePatternDiscovery(
+      FPFusePatternDiscoveryOptions{options.keepScores}));
+  pm.addPass(createFPSelectTiles(FPSelectTilesOptions{options.arch}));
+  pm.addPass(createConvertFPToEmitC());
+}
+
+namespace {
+struct PipelineCLOptions : PassPipelineOptions<PipelineCLOptions> {
+  Option<std::string> arch{*this, "arch",
+                           llvm::cl::desc("Target GPU architecture: sm_80, "
+                                          "sm_86, sm_89, sm_90 or sm_90a"),
+                           llvm::cl::init("sm_90a")};
+  Option<bool> keepScores{
+      *this, "keep-scores",
+      llvm::cl::desc("Also return the block score matrix (debug)"),
+      llvm::cl::init(false)};
+};
+} // namespace
+
+void mlir::fp::registerCompilerPasses() {
+  registerFPPasses();
+  PassPipelineRegistration<PipelineCLOptions>(
+      "fp-compile-pipeline",
+      "Lower fp.prefill to CUDA kernels: expand, fuse discovery, select "
+      "tiles, convert to EmitC",
+      [](OpPassManager &pm, const PipelineCLOptions &cl) {
+        buildCompilePipeline(pm, CompilePipelineOptions{cl.arch,
+                                                        cl.keepScores});
+      });
+}

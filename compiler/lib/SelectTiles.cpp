@@ -1,0 +1,170 @@
+//===- SelectTiles.cpp - Choose kernel tiles for the target -----*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+// Last gate before code generation: everything the verifiers accept but the
+// device templates cannot build is rejected here with a diagnostic naming
+// the attribute or operand and the value codegen supports.
+//
+//===----------------------------------------------------------------------===//
+#include "fp/Compiler/Passes.h"
+#include "fp/Compiler/TileConfig.h"
+#include "fp/Dialect/FPDialect.h"
+
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+namespace mlir::fp {
+#define GEN_PASS_DEF_FPSELECTTILES
+#include "fp/Compiler/Passes.h.inc"
+} // namespace mlir::fp
+
+using namespace mlir;
+using namespace mlir::fp;
+
+namespace {
+
+std::string listText(ArrayRef<int64_t> values) {
+  return llvm::join(llvm::map_range(values,
+                                    [](int64_t v) { return std::to_string(v); }),
+                    ", ");
+}
+
+/// The kernel key of an op reading queries of type `query` (token or pooled
+/// layout) and keys/pooled keys with `kvHeads` heads.
+KernelKey makeKey(const TargetArch &arch, RankedTensorType query,
+                  int64_t qHeads, int64_t kvHeads, int64_t blockSize) {
+  return {arch.computeCapability, query.getDimSize(3), blockSize,
+          query.getElementType().getIntOrFloatBitWidth() / 8,
+          qHeads / kvHeads};
+}
+
+/// Codegen limits shared by every kernel op.
+LogicalResult checkBuildable(Operation *op, const KernelKey &key,
+                             bool causal) {
+  if (!llvm::is_contained(supportedHeadDims(), key.headDim))
+    return op->emitOpError() << "head dim " << key.headDim
+                             << " is unsupported by codegen: expected one of "
+                             << listText(supportedHeadDims());
+  if (!llvm::is_contained(supportedBlockSizes(), key.blockSize))
+    return op->emitOpError() << "block_size " << key.blockSize
+                             << " is unsupported by codegen: expected one of "
+                             << listText(supportedBlockSizes());
+  if (!causal)
+    return op->emitOpError()
+           << "causal = false is unsupported: only causal prefill "
+              "(s_q == s_k) is implemented";
+  return success();
+}
+
+LogicalResult reportTile(Operation *op, StringRef kind,
+                         const std::string &problem) {
+  if (problem.empty())
+    return success();
+  return op->emitOpError() << "cannot build " << kind << ": " << problem;
+}
+
+struct FPSelectTilesPass : mlir::fp::impl::FPSelectTilesBase<FPSelectTilesPass> {
+  using FPSelectTilesBase::FPSelectTilesBase;
+
+  void runOnOperation() final {
+    ModuleOp module = getOperation();
+    std::optional<TargetArch> target = parseTargetArch(arch);
+    if (!target) {
+      module.emitError() << "arch: expected one of " << supportedArchList()
+                         << ", got '" << arch << "'";
+      return signalPassFailure();
+    }
+    module->setAttr("fp.arch", StringAttr::get(&getContext(), target->name));
+
+    WalkResult result = module.walk([&](Operation *op) -> WalkResult {
+      return llvm::TypeSwitch<Operation *, LogicalResult>(op)
+          .Case<PrefillOp>([](PrefillOp op) {
+            return op.emitOpError()
+                   << "must be expanded before tile selection (run "
+                      "fp-expand-prefill)";
+          })
+          .Case<BlockScoreOp, ThresholdMaskOp>([](Operation *op) {
+            return op->emitOpError()
+                   << "must be fused into fp.pattern_discovery before tile "
+                      "selection (run fp-fuse-pattern-discovery)";
+          })
+          .Case<BlockPoolOp>(
+              [&](BlockPoolOp op) { return selectPool(op, *target); })
+          .Case<PatternDiscoveryOp>([&](PatternDiscoveryOp op) {
+            return selectDiscovery(op, *target);
+          })
+          .Case<MaskedAttentionOp>([&](MaskedAttentionOp op) {
+            return selectAttention(op, *target);
+          })
+          .Default([](Operation *) { return success(); });
+    });
+    if (result.wasInterrupted())
+      signalPassFailure();
+  }
+
+  LogicalResult selectPool(BlockPoolOp op, const TargetArch &target) {
+    auto input = cast<RankedTensorType>(op.getInput().getType());
+    KernelKey key = makeKey(target, input, 1, 1, op.getBlockSize());
+    if (failed(checkBuildable(op, key, /*causal=*/true)))
+      return failure();
+    PoolTile tile = op.getTile() ? PoolTile{op.getTile()->getThreads()}
+                                 : defaultPoolTile(key);
+    if (failed(reportTile(op, "#fp.pool_tile", checkPoolTile(key, tile))))
+      return failure();
+    op.setTileAttr(PoolTileAttr::get(op.getContext(), tile.threads));
+    return success();
+  }
+
+  LogicalResult selectDiscovery(PatternDiscoveryOp op,
+                                const TargetArch &target) {
+    auto query = cast<RankedTensorType>(op.getQuery().getType());
+    auto kbar = cast<RankedTensorType>(op.getKbar().getType());
+    int64_t qHeads = cast<RankedTensorType>(op.getCounts().getType())
+                         .getDimSize(1);
+    KernelKey key =
+        makeKey(target, query, qHeads, kbar.getDimSize(1), op.getBlockSize());
+    if (failed(checkBuildable(op, key, op.getCausal())))
+      return failure();
+    DiscoveryTile tile =
+        op.getTile() ? DiscoveryTile{op.getTile()->getKeyChunk(),
+                                     op.getTile()->getWarps()}
+                     : defaultDiscoveryTile(key);
+    if (failed(reportTile(op, "#fp.discovery_tile",
+                          checkDiscoveryTile(key, tile, target))))
+      return failure();
+    op.setTileAttr(
+        DiscoveryTileAttr::get(op.getContext(), tile.keyChunk, tile.warps));
+    return success();
+  }
+
+  LogicalResult selectAttention(MaskedAttentionOp op,
+                                const TargetArch &target) {
+    auto q = cast<RankedTensorType>(op.getQ().getType());
+    auto k = cast<RankedTensorType>(op.getK().getType());
+    KernelKey key = makeKey(target, q, q.getDimSize(2), k.getDimSize(2),
+                            op.getBlockSize());
+    if (failed(checkBuildable(op, key, op.getCausal())))
+      return failure();
+    int64_t sq = q.getDimSize(1), sk = k.getDimSize(1);
+    if (!ShapedType::isDynamic(sq) && !ShapedType::isDynamic(sk) && sq != sk)
+      return op.emitOpError() << "s_q = " << sq << " and s_k = " << sk
+                              << " is unsupported: only s_q == s_k "
+                                 "(prefill) is implemented";
+    AttentionTile tile =
+        op.getTile()
+            ? AttentionTile{op.getTile()->getBlockM(), op.getTile()->getBlockN(),
+                            op.getTile()->getWarps(), op.getTile()->getStages()}
+            : defaultAttentionTile(key);
+    if (failed(reportTile(op, "#fp.attention_tile",
+                          checkAttentionTile(key, tile, target))))
+      return failure();
+    op.setTileAttr(AttentionTileAttr::get(op.getContext(), tile.blockM,
+                                          tile.blockN, tile.warps,
+                                          tile.stages));
+    return success();
+  }
+};
+
+} // namespace

@@ -1,0 +1,119 @@
+//===- TileConfig.cpp - Kernel configurations and their costs ---*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+#include "fp/Compiler/TileConfig.h"
+
+#include "llvm/ADT/StringSwitch.h"
+#include "llvm/Support/FormatVariadic.h"
+
+using namespace mlir::fp;
+
+std::optional<TargetArch> mlir::fp::parseTargetArch(llvm::StringRef name) {
+  // Opt-in shared memory per CTA from the CUDA programming guide's
+  // compute-capability table (A100: 163 KB, consumer Ampere/Ada: 99 KB,
+  // Hopper: 227 KB).
+  return llvm::StringSwitch<std::optional<TargetArch>>(name)
+      .Case("sm_80", TargetArch{"sm_80", 80, 163 * 1024})
+      .Case("sm_86", TargetArch{"sm_86", 86, 99 * 1024})
+      .Case("sm_89", TargetArch{"sm_89", 89, 99 * 1024})
+      .Case("sm_90", TargetArch{"sm_90", 90, 227 * 1024})
+      .Case("sm_90a", TargetArch{"sm_90a", 90, 227 * 1024})
+      .Default(std::nullopt);
+}
+
+llvm::StringRef mlir::fp::supportedArchList() {
+  return "sm_80, sm_86, sm_89, sm_90, sm_90a";
+}
+
+llvm::ArrayRef<int64_t> mlir::fp::supportedHeadDims() {
+  static const int64_t dims[] = {64, 128, 256};
+  return dims;
+}
+
+llvm::ArrayRef<int64_t> mlir::fp::supportedBlockSizes() {
+  static const int64_t sizes[] = {64, 128};
+  return sizes;
+}
+
+PoolTile mlir::fp::defaultPoolTile(const KernelKey &) { return {128}; }
+
+DiscoveryTile mlir::fp::defaultDiscoveryTile(const KernelKey &key) {
+  // One warp per 16 query rows of the block.
+  return {64, key.blockSize / 16};
+}
+
+AttentionTile mlir::fp::defaultAttentionTile(const KernelKey &key) {
+  int64_t blockM = key.headDim >= 256 ? 64 : 128;
+  blockM = std::min(blockM, key.blockSize);
+  return {blockM, 64, blockM / 16, 2};
+}
+
+int64_t mlir::fp::discoverySmemBaseBytes(const KernelKey &key,
+                                         const DiscoveryTile &t) {
+  return (key.blockSize + t.keyChunk) * key.headDim * key.elementBytes;
+}
+
+int64_t mlir::fp::discoverySmemPerKeyBlockBytes(const KernelKey &,
+                                                const DiscoveryTile &) {
+  return 8;
+}
+
+int64_t mlir::fp::attentionSmemBytes(const KernelKey &key,
+                                     const AttentionTile &t) {
+  return (t.blockM + 2 * t.stages * t.blockN) * key.headDim *
+         key.elementBytes;
+}
+
+std::string mlir::fp::checkAttentionTile(const KernelKey &key,
+                                         const AttentionTile &t,
+                                         const TargetArch &arch) {
+  if (t.blockM <= 0 || key.blockSize % t.blockM != 0)
+    return llvm::formatv("block_m: expected a divisor of block_size {0}, "
+                         "got {1}",
+                         key.blockSize, t.blockM);
+  if (t.blockN < 16 || t.blockN % 16 != 0 || key.blockSize % t.blockN != 0)
+    return llvm::formatv("block_n: expected a multiple of 16 dividing "
+                         "block_size {0}, got {1}",
+                         key.blockSize, t.blockN);
+  if (t.warps <= 0 || t.blockM != 16 * t.warps)
+    return llvm::formatv("warps: expected block_m / 16 = {0} (one warp per "
+                         "16 query rows), got {1}",
+                         t.blockM / 16, t.warps);
+  if (t.stages < 1 || t.stages > 4)
+    return llvm::formatv("stages: expected 1 to 4, got {0}", t.stages);
+  int64_t smem = attentionSmemBytes(key, t);
+  if (smem > arch.maxSmemPerBlock)
+    return llvm::formatv("attention tile needs {0} bytes of shared memory; "
+                         "{1} allows at most {2}",
+                         smem, arch.name, arch.maxSmemPerBlock);
+  return "";
+}
+
+std::string mlir::fp::checkDiscoveryTile(const KernelKey &key,
+                                         const DiscoveryTile &t,
+                                         const TargetArch &arch) {
+  if (t.keyChunk < 8 || t.keyChunk > 256 || t.keyChunk % 8 != 0)
+    return llvm::formatv("key_chunk: expected a multiple of 8 in [8, 256], "
+                         "got {0}",
+                         t.keyChunk);
+  if (t.warps <= 0 || key.blockSize != 16 * t.warps)
+    return llvm::formatv("warps: expected block_size / 16 = {0} (one warp "
+                         "per 16 query rows), got {1}",
+                         key.blockSize / 16, t.warps);
+  int64_t smem = discoverySmemBaseBytes(key, t);
+  if (smem > arch.maxSmemPerBlock)
+    return llvm::formatv("discovery tile needs {0} bytes of shared memory; "
+                         "{1} allows at most {2}",
+                         smem, arch.name, arch.maxSmemPerBlock);
+  return "";
+}
+
+std::string mlir::fp::checkPoolTile(const KernelKey &, const PoolTile &t) {
+  if (t.threads < 32 || t.threads > 1024 || t.threads % 32 != 0)
+    return llvm::formatv("threads: expected a multiple of 32 in [32, 1024], "
+                         "got {0}",
+                         t.threads);
+  return "";
+}
