@@ -208,9 +208,19 @@ struct ConvertFPToEmitCPass
     ModuleOp module = getOperation();
     MLIRContext *ctx = &getContext();
     int cc = computeCapability(module);
+    Operation *firstFPOp = nullptr;
+    module.walk([&](Operation *op) {
+      if (!isa<FPDialect>(op->getDialect()))
+        return WalkResult::advance();
+      firstFPOp = op;
+      return WalkResult::interrupt();
+    });
+    if (!firstFPOp)
+      return; // Nothing to lower.
     if (cc == 0) {
-      module.emitError() << "expected an 'fp.arch' module attribute (run "
-                            "fp-select-tiles first)";
+      // Reported at an fp op: the module itself often has no location.
+      firstFPOp->emitError() << "expected an 'fp.arch' module attribute (run "
+                                "fp-select-tiles first)";
       return signalPassFailure();
     }
 

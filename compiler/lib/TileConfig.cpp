@@ -45,14 +45,21 @@ DiscoveryTile mlir::fp::defaultDiscoveryTile(const KernelKey &key) {
 }
 
 AttentionTile mlir::fp::defaultAttentionTile(const KernelKey &key) {
-  int64_t blockM = key.headDim >= 256 ? 64 : 128;
-  blockM = std::min(blockM, key.blockSize);
-  return {blockM, 64, blockM / 16, 2};
+  // FlashAttention-2's choices: 128 query rows per CTA (64 at d = 256, where
+  // K/V tiles would not fit twice), 4 warps, double-buffered K/V.
+  int64_t blockM = std::min<int64_t>(key.headDim >= 256 ? 64 : 128,
+                                     key.blockSize);
+  return {blockM, 64, 4, 2};
 }
 
 int64_t mlir::fp::discoverySmemBaseBytes(const KernelKey &key,
                                          const DiscoveryTile &t) {
-  return (key.blockSize + t.keyChunk) * key.headDim * key.elementBytes;
+  // Mirrors DiscoveryTraits: query tile, double-buffered kbar chunk,
+  // per-warp column sums, then reduction scratch (32 floats), radix
+  // histogram (256 counters) and 16 words of misc state.
+  return key.blockSize * key.headDim * key.elementBytes +
+         2 * t.keyChunk * key.headDim * key.elementBytes +
+         t.warps * t.keyChunk * 4 + (32 + 256 + 16) * 4;
 }
 
 int64_t mlir::fp::discoverySmemPerKeyBlockBytes(const KernelKey &,
@@ -77,12 +84,12 @@ std::string mlir::fp::checkAttentionTile(const KernelKey &key,
     return llvm::formatv("block_n: expected a multiple of 16 dividing "
                          "block_size {0}, got {1}",
                          key.blockSize, t.blockN);
-  if (t.warps <= 0 || t.blockM != 16 * t.warps)
-    return llvm::formatv("warps: expected block_m / 16 = {0} (one warp per "
-                         "16 query rows), got {1}",
-                         t.blockM / 16, t.warps);
-  if (t.stages < 1 || t.stages > 4)
-    return llvm::formatv("stages: expected 1 to 4, got {0}", t.stages);
+  if (t.warps < 1 || t.warps > 16 || t.blockM % (16 * t.warps) != 0)
+    return llvm::formatv("warps: expected 1 to 16 warps with block_m {0} a "
+                         "multiple of 16 * warps, got {1}",
+                         t.blockM, t.warps);
+  if (t.stages < 2 || t.stages > 8)
+    return llvm::formatv("stages: expected 2 to 8, got {0}", t.stages);
   int64_t smem = attentionSmemBytes(key, t);
   if (smem > arch.maxSmemPerBlock)
     return llvm::formatv("attention tile needs {0} bytes of shared memory; "
@@ -94,14 +101,14 @@ std::string mlir::fp::checkAttentionTile(const KernelKey &key,
 std::string mlir::fp::checkDiscoveryTile(const KernelKey &key,
                                          const DiscoveryTile &t,
                                          const TargetArch &arch) {
-  if (t.keyChunk < 8 || t.keyChunk > 256 || t.keyChunk % 8 != 0)
-    return llvm::formatv("key_chunk: expected a multiple of 8 in [8, 256], "
+  if (t.keyChunk < 16 || t.keyChunk > 256 || t.keyChunk % 16 != 0)
+    return llvm::formatv("key_chunk: expected a multiple of 16 in [16, 256], "
                          "got {0}",
                          t.keyChunk);
-  if (t.warps <= 0 || key.blockSize != 16 * t.warps)
-    return llvm::formatv("warps: expected block_size / 16 = {0} (one warp "
-                         "per 16 query rows), got {1}",
-                         key.blockSize / 16, t.warps);
+  if (t.warps < 1 || t.warps > 16 || key.blockSize % (16 * t.warps) != 0)
+    return llvm::formatv("warps: expected 1 to 16 warps with block_size {0} "
+                         "a multiple of 16 * warps, got {1}",
+                         key.blockSize, t.warps);
   int64_t smem = discoverySmemBaseBytes(key, t);
   if (smem > arch.maxSmemPerBlock)
     return llvm::formatv("discovery tile needs {0} bytes of shared memory; "

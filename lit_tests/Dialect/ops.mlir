@@ -6,7 +6,7 @@
 func.func @prefill(%q: tensor<?x?x32x128xbf16>, %k: tensor<?x?x8x128xbf16>,
                    %v: tensor<?x?x8x128xbf16>)
     -> (tensor<?x?x32x128xbf16>, tensor<?x32x?xf32>) {
-  // CHECK: %{{.+}}:2 = fp.prefill %[[Q]], %[[K]], %[[V]]
+  // CHECK: %{{.+}}, %{{.+}} = fp.prefill %[[Q]], %[[K]], %[[V]]
   // Default-valued attributes (block_size = 128) are elided.
   // CHECK-NOT: block_size
   // CHECK-SAME: {threshold = #fp.threshold<alpha = 0.25, sink = 1, window = 3, last_n = 1, min_budget = 4>
@@ -44,10 +44,10 @@ func.func @steps(%q: tensor<?x?x32x128xbf16>, %k: tensor<?x?x8x128xbf16>,
   // CHECK: %[[S:.+]] = fp.block_score %{{.+}}, %[[KBAR]]
   %scores = fp.block_score %q, %kbar {block_size = 128 : i64}
     : (tensor<?x?x32x128xbf16>, tensor<?x8x?x128xbf16>) -> tensor<?x32x?x?xf32>
-  // CHECK: %[[M:.+]]:2 = fp.threshold_mask %[[S]] {threshold = #fp.threshold<>}
+  // CHECK: %[[C:.+]], %[[I:.+]] = fp.threshold_mask %[[S]] {threshold = #fp.threshold<>}
   %counts, %ids = fp.threshold_mask %scores {threshold = #fp.threshold<>}
     : (tensor<?x32x?x?xf32>) -> (tensor<?x32x?xi32>, tensor<?x32x?x?xi32>)
-  // CHECK: fp.masked_attention %{{.+}}, %{{.+}}, %{{.+}}, %[[M]]#0, %[[M]]#1
+  // CHECK: fp.masked_attention %{{.+}}, %{{.+}}, %{{.+}}, %[[C]], %[[I]]
   // CHECK-SAME: tile = #fp.attention_tile<block_m = 128, block_n = 64, warps = 4, stages = 2>
   %out, %lse = fp.masked_attention %q, %k, %v, %counts, %ids {block_size = 128 : i64,
       tile = #fp.attention_tile<block_m = 128, block_n = 64, warps = 4, stages = 2>}
