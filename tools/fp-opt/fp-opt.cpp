@@ -6,12 +6,17 @@
 // into CUDA C++ or the kernel manifest:
 //
 //   fp-opt prefill.mlir --fp-compile-pipeline="arch=sm_90a" --fp-emit=cuda
+//   fp-opt prefill.mlir --fp-compile-pipeline="arch=sm_90a" --fp-emit=cubin -o p.cubin
+//
+// PTX and CUBIN go through the runtime's NVRTC wrapper, the same code (and
+// embedded device headers) the runtime JIT uses.
 //
 //===----------------------------------------------------------------------===//
 #include "fp/Compiler/CudaEmitter.h"
 #include "fp/Compiler/KernelManifest.h"
 #include "fp/Compiler/Passes.h"
 #include "fp/Dialect/FPDialect.h"
+#include "flashprefill/runtime/nvrtc.h"
 
 #include "mlir/Dialect/EmitC/IR/EmitC.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -28,7 +33,7 @@ using namespace mlir;
 
 namespace {
 
-enum class EmitKind { Mlir, Cuda, Manifest };
+enum class EmitKind { Mlir, Cuda, Manifest, Ptx, Cubin };
 
 llvm::cl::opt<EmitKind> emitKind(
     "fp-emit", llvm::cl::desc("What to write after the passes ran"),
@@ -37,8 +42,55 @@ llvm::cl::opt<EmitKind> emitKind(
         clEnumValN(EmitKind::Cuda, "cuda",
                    "CUDA C++ of a module lowered by fp-compile-pipeline"),
         clEnumValN(EmitKind::Manifest, "manifest",
-                   "the kernel manifest the runtime launches from")),
+                   "the kernel manifest the runtime launches from"),
+        clEnumValN(EmitKind::Ptx, "ptx",
+                   "portable PTX (compute_80) compiled by NVRTC"),
+        clEnumValN(EmitKind::Cubin, "cubin",
+                   "a CUBIN for the module's arch compiled by NVRTC")),
     llvm::cl::init(EmitKind::Mlir));
+
+llvm::cl::opt<bool> ptxasVerbose(
+    "fp-ptxas-verbose",
+    llvm::cl::desc("With --fp-emit=cubin: print ptxas' register, spill and "
+                   "shared-memory report per kernel to stderr"),
+    llvm::cl::init(false));
+
+/// Compiles the CUDA source of `module` with NVRTC into `binary`.
+LogicalResult compileWithNvrtc(ModuleOp module, std::string &binary) {
+  std::string source;
+  llvm::raw_string_ostream sourceStream(source);
+  if (failed(mlir::fp::translateToCuda(module, sourceStream)))
+    return failure();
+  auto nvrtc = ::fp::rt::Nvrtc::get();
+  if (!nvrtc.isOk()) {
+    llvm::errs() << "--fp-emit: " << nvrtc.status().toString() << "\n";
+    return failure();
+  }
+  ::fp::rt::NvrtcOptions options;
+  if (emitKind == EmitKind::Ptx) {
+    // compute_80 PTX runs on every GPU the kernels support (JIT by the
+    // driver); CUBINs are exact-arch.
+    options.arch = "compute_80";
+  } else {
+    options.arch =
+        module->getAttrOfType<StringAttr>("fp.arch").getValue().str();
+    options.ptxasVerbose = ptxasVerbose;
+  }
+  auto output = (*nvrtc)->compile(source, "fp_kernels.cu", options);
+  if (!output.isOk()) {
+    llvm::errs() << "--fp-emit: " << output.status().toString() << "\n";
+    return failure();
+  }
+  for (const auto &report : output->resources)
+    if (report.isEntry)
+      llvm::errs() << report.kernel << ": " << report.registers
+                   << " registers, " << report.spillStoreBytes
+                   << " bytes spill stores, " << report.spillLoadBytes
+                   << " bytes spill loads, " << report.sharedMemBytes
+                   << " bytes static smem\n";
+  binary = std::move(output->binary);
+  return success();
+}
 
 /// Runs the passes as mlir-opt would, then translates the result.
 LogicalResult emitTranslated(const std::string &inputFilename,
@@ -73,10 +125,15 @@ LogicalResult emitTranslated(const std::string &inputFilename,
     return failure();
   }
   if (emitKind == EmitKind::Cuda) {
-    if (failed(fp::translateToCuda(*module, output->os())))
+    if (failed(mlir::fp::translateToCuda(*module, output->os())))
       return failure();
+  } else if (emitKind == EmitKind::Ptx || emitKind == EmitKind::Cubin) {
+    std::string binary;
+    if (failed(compileWithNvrtc(*module, binary)))
+      return failure();
+    output->os() << binary;
   } else {
-    FailureOr<std::string> manifest = fp::buildKernelManifest(*module);
+    FailureOr<std::string> manifest = mlir::fp::buildKernelManifest(*module);
     if (failed(manifest))
       return failure();
     output->os() << *manifest;
@@ -92,8 +149,8 @@ int main(int argc, char **argv) {
   DialectRegistry registry;
   // Only the dialects fp-opt must parse: fp ops live in func.func bodies and
   // lower to emitc.
-  registry.insert<fp::FPDialect, func::FuncDialect, emitc::EmitCDialect>();
-  fp::registerCompilerPasses();
+  registry.insert<mlir::fp::FPDialect, func::FuncDialect, emitc::EmitCDialect>();
+  mlir::fp::registerCompilerPasses();
 
   auto [inputFilename, outputFilename] = registerAndParseCLIOptions(
       argc, argv, "FlashPrefill compiler driver", registry);

@@ -1,0 +1,46 @@
+//===- Codegen.h - Kernel source and manifest for a spec --------*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+// The codegen layer the runtime calls: builds the fp.prefill module for a
+// kernel spec, runs fp-compile-pipeline and returns the CUDA source and the
+// kernel manifest. The MLIR context lives and dies inside the call; nothing
+// MLIR appears in this header, so runtime code can include it.
+//
+//===----------------------------------------------------------------------===//
+#ifndef FP_COMPILER_CODEGEN_H
+#define FP_COMPILER_CODEGEN_H
+
+#include "flashprefill/status.h"
+
+#include <string>
+
+namespace fp::codegen {
+
+/// The compile-time facts of a kernel set. Everything else (lengths, batch,
+/// alpha, sink, window, last_n, min_budget, scale) is a kernel argument.
+struct KernelSpec {
+  std::string dtype = "bf16"; ///< "bf16" or "f16"
+  int headDim = 128;
+  int numQHeads = 32;
+  int numKvHeads = 8;
+  int blockSize = 128;
+  std::string arch = "sm_90a";
+  bool pooledQueries = false; ///< score with block-mean queries
+  bool keepScores = false;    ///< discovery also writes the score matrix
+};
+
+struct GeneratedKernels {
+  std::string mlir;     ///< the input module (for debugging)
+  std::string source;   ///< CUDA C++ including "fp/kernels.cuh"
+  std::string manifest; ///< see fp/Compiler/KernelManifest.h
+};
+
+/// Generates kernels for `spec`. Errors name the spec field and the
+/// supported values (kInvalidArgument, or kUnsupported for valid requests
+/// codegen cannot build yet).
+StatusOr<GeneratedKernels> generateKernels(const KernelSpec &spec);
+
+} // namespace fp::codegen
+
+#endif // FP_COMPILER_CODEGEN_H

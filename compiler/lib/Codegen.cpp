@@ -1,0 +1,96 @@
+//===- Codegen.cpp - Kernel source and manifest for a spec ------*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+#include "fp/Compiler/Codegen.h"
+
+#include "fp/Compiler/CudaEmitter.h"
+#include "fp/Compiler/KernelManifest.h"
+#include "fp/Compiler/Passes.h"
+#include "fp/Dialect/FPDialect.h"
+
+#include "mlir/Dialect/EmitC/IR/EmitC.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/Support/FormatVariadic.h"
+
+using namespace mlir;
+
+namespace {
+
+std::string prefillModule(const ::fp::codegen::KernelSpec &spec) {
+  std::string q = llvm::formatv("tensor<?x?x{0}x{1}x{2}>", spec.numQHeads,
+                                spec.headDim, spec.dtype);
+  std::string kv = llvm::formatv("tensor<?x?x{0}x{1}x{2}>", spec.numKvHeads,
+                                 spec.headDim, spec.dtype);
+  std::string lse = llvm::formatv("tensor<?x{0}x?xf32>", spec.numQHeads);
+  return llvm::formatv(
+      "func.func @prefill(%q: {0}, %k: {1}, %v: {1}) -> ({0}, {2}) {{\n"
+      "  %o, %l = fp.prefill %q, %k, %v {{block_size = {3} : i64, "
+      "query_kind = #fp<query_kind {4}>, threshold = #fp.threshold<>}\n"
+      "    : ({0}, {1}, {1}) -> ({0}, {2})\n"
+      "  return %o, %l : {0}, {2}\n"
+      "}\n",
+      q, kv, lse, spec.blockSize, spec.pooledQueries ? "pooled" : "full");
+}
+
+} // namespace
+
+namespace fp::codegen {
+
+StatusOr<GeneratedKernels> generateKernels(const KernelSpec &spec) {
+  if (spec.dtype != "bf16" && spec.dtype != "f16")
+    return invalidArgument("dtype: expected \"bf16\" or \"f16\", got \"" +
+                           spec.dtype + "\"");
+  if (spec.numQHeads <= 0 || spec.numKvHeads <= 0)
+    return invalidArgument(llvm::formatv("num_q_heads and num_kv_heads: "
+                                         "expected positive values, got {0} "
+                                         "and {1}",
+                                         spec.numQHeads, spec.numKvHeads));
+
+  GeneratedKernels out;
+  out.mlir = prefillModule(spec);
+
+  DialectRegistry registry;
+  registry.insert<mlir::fp::FPDialect, func::FuncDialect, emitc::EmitCDialect>();
+  MLIRContext context(registry, MLIRContext::Threading::DISABLED);
+  // Collect diagnostics as the error message instead of printing them.
+  std::string diagnostics;
+  ScopedDiagnosticHandler handler(&context, [&](Diagnostic &diag) {
+    if (!diagnostics.empty())
+      diagnostics += "; ";
+    diagnostics += diag.str();
+    return success();
+  });
+
+  OwningOpRef<ModuleOp> module =
+      parseSourceString<ModuleOp>(out.mlir, &context);
+  if (!module)
+    return invalidArgument("kernel spec: " + diagnostics);
+  PassManager pm(&context);
+  mlir::fp::buildCompilePipeline(
+      pm, mlir::fp::CompilePipelineOptions{spec.arch, spec.keepScores});
+  if (failed(pm.run(*module))) {
+    // Verifier errors mean a bad spec; select-tiles errors mean a valid
+    // request codegen does not support.
+    bool unsupportedRequest =
+        diagnostics.find("unsupported") != std::string::npos;
+    return Status(unsupportedRequest ? StatusCode::kUnsupported
+                                     : StatusCode::kInvalidArgument,
+                  "kernel spec: " + diagnostics);
+  }
+  llvm::raw_string_ostream source(out.source);
+  if (failed(mlir::fp::translateToCuda(*module, source)))
+    return Status(StatusCode::kInternal, "CUDA emission: " + diagnostics);
+  FailureOr<std::string> manifest = mlir::fp::buildKernelManifest(*module);
+  if (failed(manifest))
+    return Status(StatusCode::kInternal, "manifest: " + diagnostics);
+  out.manifest = std::move(*manifest);
+  return out;
+}
+
+} // namespace fp::codegen
