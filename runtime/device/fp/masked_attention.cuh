@@ -1,0 +1,127 @@
+//===- fp/masked_attention.cuh - Flash attention over kept blocks -*- CUDA -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+///
+/// \file
+/// masked_attention (DESIGN.md section 1, step 4): flash attention (online
+/// softmax in fp32, P rounded to Element for the PV product) over the kept key
+/// blocks of each query block, causal masking only where a sub-tile crosses
+/// the diagonal. Rows with no visible key get O = 0 and LSE = -inf.
+///
+/// This file holds the arch-independent part: grid mapping (longest-first),
+/// GQA head mapping, reading the mask row, trimming the diagonal block to the
+/// sub-tiles the CTA's rows can see, the static_assert wall, the shared-memory
+/// traits, and the choice of mainloop by kArch.
+///
+//===----------------------------------------------------------------------===//
+#ifndef FP_DEVICE_MASKED_ATTENTION_CUH
+#define FP_DEVICE_MASKED_ATTENTION_CUH
+
+#include "fp/arch/attention_mainloop_sm80.cuh"
+#include "fp/attention_work.cuh"
+#include "fp/common.cuh"
+
+namespace fp {
+namespace dev {
+
+/// Largest dynamic shared memory a CTA may opt into, per compute capability
+/// (CUDA programming guide, "Technical Specifications per Compute
+/// Capability"): 163 KB on sm_80/87, 99 KB on sm_86/89, 227 KB on sm_90+.
+FP_HOST_DEVICE constexpr int max_smem_optin(int arch) {
+  return (arch == 86 || arch == 89) ? 99 * 1024 : arch >= 90 ? 227 * 1024 : 163 * 1024;
+}
+
+/// Picks the mainloop for an arch. Every arch >= 80 uses the mma.sync
+/// mainloop today; a Hopper (kArch >= 90) wgmma/TMA mainloop specialises this.
+template <int kArch, typename Element, int kHeadDim, int kBlockSize, int kBlockM, int kBlockN,
+          int kNumWarps, int kNumStages>
+struct AttentionMainloopSelector {
+  using Type = AttentionMainloopSm80<Element, kHeadDim, kBlockSize, kBlockM, kBlockN, kNumWarps,
+                                     kNumStages>;
+};
+
+/// Compile-time facts about a masked_attention instantiation; the compiler
+/// mirrors kSmemBytes in its kernel manifest.
+template <typename Element, int kHeadDim, int kBlockSize, int kBlockM, int kBlockN, int kNumWarps,
+          int kNumStages, int kArch>
+struct AttentionTraits {
+  using Mainloop = typename AttentionMainloopSelector<kArch, Element, kHeadDim, kBlockSize, kBlockM,
+                                                      kBlockN, kNumWarps, kNumStages>::Type;
+  static constexpr int kNumThreads = 32 * kNumWarps;
+  /// Dynamic shared memory in bytes (sm80 mainloop, sizeof(Element) == 2):
+  ///   kSmemBytes = (kBlockM + 2 * kNumStages * kBlockN) * kHeadDim * 2
+  static constexpr int kSmemBytes = Mainloop::kSmemBytes;
+};
+
+/// One CTA computes kBlockM query rows of one (batch, q head).
+/// Launch: grid (ceil(s_q / kBlockM), h_q, b), 32 * kNumWarps threads,
+/// AttentionTraits<...>::kSmemBytes dynamic shared memory.
+template <typename Element, int kHeadDim, int kBlockSize, int kBlockM, int kBlockN, int kNumWarps,
+          int kNumStages, int kArch>
+__device__ void masked_attention(const FpAttentionParams &params) {
+  static_assert(IsSame<Element, __nv_bfloat16>::value || IsSame<Element, __half>::value,
+                "masked_attention: Element must be __nv_bfloat16 or __half");
+  static_assert(kHeadDim % 16 == 0 && kHeadDim >= 16 && kHeadDim <= 256,
+                "masked_attention: head dim must be a multiple of 16 in [16, 256]");
+  static_assert(kBlockSize % kBlockM == 0, "masked_attention: kBlockSize % kBlockM != 0");
+  static_assert(kBlockSize % kBlockN == 0, "masked_attention: kBlockSize % kBlockN != 0");
+  static_assert(kBlockM % 16 == 0 && kBlockN % 16 == 0,
+                "masked_attention: kBlockM and kBlockN must be multiples of 16");
+  static_assert(kNumWarps >= 1 && kNumWarps <= 16, "masked_attention: 1..16 warps");
+  static_assert(kBlockM % (16 * kNumWarps) == 0,
+                "masked_attention: each warp needs a whole number of 16-row tiles");
+  static_assert(kNumStages >= 2 && kNumStages <= 8, "masked_attention: 2..8 stages");
+  static_assert(kArch >= 80, "masked_attention: needs sm_80 or newer (mma.sync bf16, cp.async)");
+  using Traits = AttentionTraits<Element, kHeadDim, kBlockSize, kBlockM, kBlockN, kNumWarps,
+                                 kNumStages, kArch>;
+  static_assert(Traits::kSmemBytes <= max_smem_optin(kArch),
+                "masked_attention: tile config exceeds this arch's shared memory");
+
+  // Longest-first: the mask is causal, so late query blocks keep the most key
+  // blocks. Handing them the first CTA slots keeps the tail of the grid made
+  // of short CTAs instead of one long straggler.
+  const int m_block = gridDim.x - 1 - blockIdx.x;
+  const int head = blockIdx.y;
+  const int batch = blockIdx.z;
+  const int row_begin = m_block * kBlockM;
+  if (row_begin >= params.seq_q)
+    return;
+  const int row_end = const_min(row_begin + kBlockM, params.seq_q);
+  const int qblock = row_begin / kBlockSize;
+  const int kv_head = head / (params.num_q_heads / params.num_kv_heads);
+
+  const fp_i64 mask_row =
+      (static_cast<fp_i64>(batch) * params.num_q_heads + head) * params.num_blocks + qblock;
+  const int count = params.counts[mask_row];
+
+  AttentionWork<Element> w;
+  w.batch = batch;
+  w.head = head;
+  w.kv_head = kv_head;
+  w.row_begin = row_begin;
+  w.row_end = row_end;
+  w.block_ids = params.ids + mask_row * params.num_blocks;
+  w.scale_log2 = params.scale * kLog2e;
+
+  // Sub-tiles: every kept block contributes kBlockSize / kBlockN of them,
+  // except that the last (highest) kept block, the diagonal in a valid mask,
+  // is cut after the last sub-tile that holds a key <= the CTA's last row.
+  constexpr int kSub = kBlockSize / kBlockN;
+  int num_tiles = 0;
+  if (count > 0) {
+    const int last = w.block_ids[count - 1];
+    const int visible = row_end - 1 - last * kBlockSize + 1; // keys of `last` up to the last row
+    const int last_tiles = visible <= 0 ? 0 : const_min(kSub, ceil_div(visible, kBlockN));
+    num_tiles = (count - 1) * kSub + last_tiles;
+  }
+  w.num_tiles = num_tiles;
+
+  Traits::Mainloop::run(params, w);
+}
+
+} // namespace dev
+} // namespace fp
+
+#endif // FP_DEVICE_MASKED_ATTENTION_CUH

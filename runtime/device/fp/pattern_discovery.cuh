@@ -1,0 +1,423 @@
+//===- fp/pattern_discovery.cuh - Fused block score, threshold, compaction -*- CUDA -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+//===----------------------------------------------------------------------===//
+///
+/// \file
+/// pattern_discovery (DESIGN.md section 1, steps 2-3 plus the mask format):
+/// one CTA per (batch, q head, query block I) scores the key blocks j <= I
+/// against the pooled keys, thresholds the scores and writes the compacted,
+/// ascending kept-block list. Scores live in shared memory only; nothing of
+/// size nb x nb reaches global memory unless debug_scores is requested.
+///
+/// Scoring, per CTA:
+///   s[r,j] = (q_r . kbar_j) * scale          tensor cores, fp32 accumulate
+///   visible(r,j): r < L and r >= min((j+1)B, L) - 1, j <= I
+///   M = max over visible (r,j);  E[j] = sum_r visible exp(s[r,j] - M)
+///   score[j] = E[j] / (sum_j E[j] + 1e-9)
+/// computed online over chunks of kKeyChunk key blocks: chunk c stores
+/// E_c[j] = sum exp(s - m_c) with m_c the running maximum after chunk c, and
+/// the end rescales by exp(m_c - M). One GEMM pass; the exponentials run in
+/// base 2 on log2(e)-prescaled scores (same values, cheaper instruction).
+///
+/// Threshold (keep j <= I iff any): score >= t with t = alpha * max
+/// (relative_max) or alpha * max + (1 - alpha) * min (min_max, over the
+/// scored row); j < sink; I - j < window; I >= nb - last_n; with
+/// min_budget k > 0, score >= the k-th largest score among the non-forced
+/// blocks (ties kept), found by an MSB-first radix select over the float bits
+/// (scores are >= 0, so their bit patterns order like the values).
+///
+//===----------------------------------------------------------------------===//
+#ifndef FP_DEVICE_PATTERN_DISCOVERY_CUH
+#define FP_DEVICE_PATTERN_DISCOVERY_CUH
+
+#include "fp/arch/mma_sm80.cuh"
+#include "fp/common.cuh"
+
+namespace fp {
+namespace dev {
+
+/// Shared-memory layout of pattern_discovery; the compiler mirrors the two
+/// sizes in its manifest and the runtime launches with
+///   dynamic smem = kSmemBaseBytes + kSmemPerKeyBlockBytes * num_blocks
+/// where
+///   kSmemBaseBytes = kBlockSize * kHeadDim * 2        query tile
+///                  + 2 * kKeyChunk * kHeadDim * 2     double-buffered kbar chunk
+///                  + kNumWarps * kKeyChunk * 4        per-warp column sums
+///                  + 32 * 4 + 256 * 4 + 16 * 4        reduction scratch, radix histogram, misc
+///   kSmemPerKeyBlockBytes = 8                         E / score (fp32) + chunk max slot (fp32)
+template <typename Element, int kHeadDim, int kBlockSize, int kKeyChunk, int kNumWarps>
+struct DiscoveryTraits {
+  static constexpr int kNumThreads = 32 * kNumWarps;
+  static constexpr int kQBytes = kBlockSize * kHeadDim * 2;
+  static constexpr int kChunkBytes = kKeyChunk * kHeadDim * 2;
+  static constexpr int kPartialOffset = kQBytes + 2 * kChunkBytes;
+  static constexpr int kScratchOffset = kPartialOffset + kNumWarps * kKeyChunk * 4;
+  static constexpr int kHistOffset = kScratchOffset + 32 * 4;
+  static constexpr int kMiscOffset = kHistOffset + 256 * 4;
+  static constexpr int kSmemBaseBytes = kMiscOffset + 16 * 4;
+  static constexpr int kSmemPerKeyBlockBytes = 8;
+};
+
+namespace detail {
+
+/// k-th largest (1-based) of the candidate scores, by radix select over the
+/// fp32 bit patterns, 8 bits per pass from the top. Every thread returns the
+/// same value. Requires 1 <= k <= number of candidates.
+template <int kNumWarps, typename IsCandidate>
+FP_DEVICE float kth_largest(const float *scores, int n, int k, IsCandidate is_candidate, int *hist,
+                            int *misc) {
+  constexpr int kNumThreads = 32 * kNumWarps;
+  unsigned prefix = 0, prefix_mask = 0;
+  int remaining = k;
+#pragma unroll 1
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    for (int i = threadIdx.x; i < 256; i += kNumThreads)
+      hist[i] = 0;
+    __syncthreads();
+    for (int j = threadIdx.x; j < n; j += kNumThreads) {
+      const unsigned bits = __float_as_uint(scores[j]);
+      if (is_candidate(j) && (bits & prefix_mask) == prefix)
+        atomicAdd(&hist[(bits >> shift) & 255], 1);
+    }
+    __syncthreads();
+    if (threadIdx.x < 32) {
+      // Lane l owns bins [8l, 8l + 8); a suffix sum over lanes counts the
+      // candidates in bins >= 8l; the highest lane whose suffix reaches
+      // `remaining` holds the digit.
+      const int lane = threadIdx.x;
+      int own = 0;
+#pragma unroll
+      for (int b = 0; b < 8; ++b)
+        own += hist[lane * 8 + b];
+      int suffix = own;
+#pragma unroll
+      for (int off = 1; off < 32; off <<= 1) {
+        const int v = __shfl_down_sync(0xffffffffu, suffix, off);
+        if (lane + off < 32)
+          suffix += v;
+      }
+      const unsigned hit = __ballot_sync(0xffffffffu, suffix >= remaining);
+      const int owner = 31 - __clz(hit);
+      if (lane == owner) {
+        int above = suffix - own; // candidates in bins above this lane's
+        int digit = lane * 8;
+#pragma unroll 1
+        for (int b = 7; b >= 0; --b) {
+          const int c = hist[lane * 8 + b];
+          if (above + c >= remaining) {
+            digit = lane * 8 + b;
+            break;
+          }
+          above += c;
+        }
+        misc[0] = digit;
+        misc[1] = remaining - above;
+      }
+    }
+    __syncthreads();
+    prefix |= static_cast<unsigned>(misc[0]) << shift;
+    prefix_mask |= 255u << shift;
+    remaining = misc[1];
+    __syncthreads();
+  }
+  return __uint_as_float(prefix);
+}
+
+} // namespace detail
+
+/// Scores, thresholds and compacts the key blocks of one query block.
+/// Launch: grid (num_blocks, h_q, b), 32 * kNumWarps threads,
+/// DiscoveryTraits<...>::kSmemBaseBytes + kSmemPerKeyBlockBytes * num_blocks
+/// dynamic shared memory.
+template <typename Element, int kHeadDim, int kBlockSize, int kKeyChunk, int kNumWarps>
+__device__ void pattern_discovery(const FpDiscoveryParams &params) {
+  static_assert(IsSame<Element, __nv_bfloat16>::value || IsSame<Element, __half>::value,
+                "pattern_discovery: Element must be __nv_bfloat16 or __half");
+  static_assert(kHeadDim % 16 == 0 && kHeadDim >= 16 && kHeadDim <= 256,
+                "pattern_discovery: head dim must be a multiple of 16 in [16, 256]");
+  static_assert(kBlockSize % 16 == 0 && kBlockSize >= 16 && kBlockSize <= 256,
+                "pattern_discovery: block size must be a multiple of 16 in [16, 256]");
+  static_assert(kNumWarps >= 1 && kNumWarps <= 16, "pattern_discovery: 1..16 warps");
+  static_assert(kBlockSize % (16 * kNumWarps) == 0,
+                "pattern_discovery: each warp needs a whole number of 16-row tiles");
+  static_assert(kKeyChunk % 16 == 0 && kKeyChunk >= 16 && kKeyChunk <= 256,
+                "pattern_discovery: key chunk must be a multiple of 16 in [16, 256]");
+
+  using Traits = DiscoveryTraits<Element, kHeadDim, kBlockSize, kKeyChunk, kNumWarps>;
+  constexpr int kNumThreads = Traits::kNumThreads;
+  constexpr int kWarpRows = kBlockSize / kNumWarps;
+  constexpr int kMTiles = kWarpRows / 16;
+  constexpr int kNTiles = kKeyChunk / 8;
+  constexpr int kKSteps = kHeadDim / 16;
+  using QTile = SwizzledTile<kBlockSize, kHeadDim>;
+  using KTile = SwizzledTile<kKeyChunk, kHeadDim>;
+
+  const int nb = params.num_blocks;
+  // Heavy (late) query blocks first, as in masked_attention.
+  const int qb = gridDim.x - 1 - blockIdx.x;
+  const int head = blockIdx.y;
+  const int batch = blockIdx.z;
+  const int seq = params.seq_q;
+  const int kv_head = head / (params.num_q_heads / params.num_kv_heads);
+  const fp_i64 mask_row = (static_cast<fp_i64>(batch) * params.num_q_heads + head) * nb + qb;
+  fp_i32 *ids_out = params.ids + mask_row * nb;
+  const int num_scored = qb + 1; // key blocks 0..I
+
+  // Every block forced (dense tail, or sink and window cover 0..I), or
+  // alpha <= 0 (the threshold is then <= min score): all kept, no scoring
+  // needed unless the caller wants the scores.
+  const bool dense_tail = qb >= nb - params.last_n;
+  const bool all_forced = dense_tail || params.sink + params.window >= num_scored;
+  if ((all_forced || params.alpha <= 0.f) && params.debug_scores == nullptr) {
+    for (int j = threadIdx.x; j < num_scored; j += kNumThreads)
+      ids_out[j] = j;
+    if (threadIdx.x == 0) {
+      params.counts[mask_row] = num_scored;
+      if (params.kept_counter != nullptr)
+        atomicAdd(reinterpret_cast<unsigned long long *>(params.kept_counter),
+                  static_cast<unsigned long long>(num_scored));
+    }
+    return;
+  }
+
+  unsigned char *smem = dynamic_smem();
+  unsigned char *s_q = smem;
+  unsigned char *s_kbar = smem + Traits::kQBytes; // two chunk buffers
+  float *s_partial = reinterpret_cast<float *>(smem + Traits::kPartialOffset);
+  float *s_scratch = reinterpret_cast<float *>(smem + Traits::kScratchOffset);
+  int *s_hist = reinterpret_cast<int *>(smem + Traits::kHistOffset);
+  int *s_misc = reinterpret_cast<int *>(smem + Traits::kMiscOffset);
+  float *s_score = reinterpret_cast<float *>(smem + Traits::kSmemBaseBytes);
+  float *s_chunk_max = s_score + nb;
+
+  // Probe rows. Full queries: the valid rows of block I. Pooled queries: one
+  // row, qbar_I, positioned at block I's last valid row.
+  const bool pooled = params.score_query == FP_SCORE_POOLED_QUERIES;
+  const int row0 = qb * kBlockSize;
+  const int last_row = const_min(row0 + kBlockSize, seq) - 1;
+  const int num_probes = pooled ? 1 : last_row - row0 + 1;
+  const Element *probe_base;
+  fp_i64 probe_stride;
+  if (pooled) {
+    probe_base = static_cast<const Element *>(params.qbar) + mask_row * kHeadDim;
+    probe_stride = kHeadDim;
+  } else {
+    probe_base = static_cast<const Element *>(params.q) + batch * params.q_batch_stride +
+                 head * params.q_head_stride + row0 * params.q_seq_stride;
+    probe_stride = params.q_seq_stride;
+  }
+  const Element *kbar = static_cast<const Element *>(params.kbar) +
+                        (static_cast<fp_i64>(batch) * params.num_kv_heads + kv_head) * nb * kHeadDim;
+
+  // Query tile; rows >= num_probes are zero and never counted.
+  sm80::cp_async_tile<kBlockSize, kHeadDim, kNumThreads>(s_q, probe_base, probe_stride, 0,
+                                                         num_probes);
+  sm80::cp_async_commit();
+  // kbar rows of chunk c; blocks > I are zero-filled (and masked anyway).
+  auto load_chunk = [&](int chunk, int buf) {
+    sm80::cp_async_tile<kKeyChunk, kHeadDim, kNumThreads>(s_kbar + buf * Traits::kChunkBytes, kbar,
+                                                          kHeadDim, chunk * kKeyChunk, num_scored);
+  };
+  load_chunk(0, 0);
+  sm80::cp_async_commit();
+
+  const int warp = threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  const int quad_row = lane / 4, quad_col = lane % 4;
+  const float scale_log2 = params.scale * kLog2e;
+  const int num_chunks = qb / kKeyChunk + 1;
+  // First position that sees the diagonal block (its last valid token).
+  const int diag_start = last_row;
+
+  const LaneOffsets<QTile> q_off(warp * kWarpRows + (lane & 15), lane >> 4);
+  const LaneOffsets<KTile> k_off((lane & 7) + ((lane >> 4) << 3), (lane >> 3) & 1);
+  const unsigned s_q_addr = sm80::smem_addr(s_q);
+  const unsigned s_kbar_addr = sm80::smem_addr(s_kbar);
+
+  float run_max = neg_inf(); // running max of the log2-scaled scores
+#pragma unroll 1
+  for (int chunk = 0; chunk < num_chunks; ++chunk) {
+    sm80::cp_async_wait<0>();
+    __syncthreads(); // chunk landed everywhere; the other buffer is free
+    if (chunk + 1 < num_chunks)
+      load_chunk(chunk + 1, (chunk + 1) & 1);
+    sm80::cp_async_commit();
+    const unsigned s_k_addr = s_kbar_addr + (chunk & 1) * Traits::kChunkBytes;
+
+    float acc[kMTiles][kNTiles][4];
+#pragma unroll
+    for (int mt = 0; mt < kMTiles; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < kNTiles; ++nt)
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+          acc[mt][nt][i] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < kKSteps; ++kk) {
+      unsigned a[kMTiles][4];
+#pragma unroll
+      for (int mt = 0; mt < kMTiles; ++mt)
+        sm80::ldmatrix_x4(a[mt], s_q_addr + q_off.at(mt * 16, kk));
+#pragma unroll
+      for (int np = 0; np < kNTiles / 2; ++np) {
+        unsigned b[4];
+        sm80::ldmatrix_x4(b, s_k_addr + k_off.at(np * 16, kk));
+#pragma unroll
+        for (int mt = 0; mt < kMTiles; ++mt) {
+          sm80::mma_16816<Element>(acc[mt][2 * np], a[mt], b[0], b[1]);
+          sm80::mma_16816<Element>(acc[mt][2 * np + 1], a[mt], b[2], b[3]);
+        }
+      }
+    }
+
+    // Visibility: probe row r valid, j <= I, and for the diagonal j == I
+    // only the position that sees its last token. Invisible -> -inf.
+    float local_max = neg_inf();
+#pragma unroll
+    for (int mt = 0; mt < kMTiles; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < kNTiles; ++nt)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const int r = warp * kWarpRows + mt * 16 + quad_row + (i >> 1) * 8;
+          bool visible = r < num_probes;
+          // Only the last chunk holds blocks >= I; earlier ones need the row
+          // test alone, which keeps this loop off the GEMM's critical path.
+          if (chunk == num_chunks - 1) {
+            const int j = chunk * kKeyChunk + nt * 8 + quad_col * 2 + (i & 1);
+            const int pos = pooled ? last_row : row0 + r;
+            visible = visible && j <= qb && (j < qb || pos >= diag_start);
+          }
+          const float v = visible ? acc[mt][nt][i] * scale_log2 : neg_inf();
+          acc[mt][nt][i] = v;
+          local_max = fmaxf(local_max, v);
+        }
+    const float chunk_max = block_reduce<kNumWarps>(local_max, s_scratch, MaxOp());
+    const float new_max = fmaxf(run_max, chunk_max);
+    // No visible score yet (cannot happen for a non-empty block row, but
+    // never let -inf - -inf produce NaN): every exp below is then 0.
+    const float offset = new_max == neg_inf() ? 0.f : new_max;
+
+    // Column sums of exp2(s - m): this lane's rows, then the 8 lanes that
+    // share a column (xor over the row bits of the lane id), then the warps.
+#pragma unroll
+    for (int nt = 0; nt < kNTiles; ++nt)
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        float e = 0.f;
+#pragma unroll
+        for (int mt = 0; mt < kMTiles; ++mt)
+          e += fast_exp2(acc[mt][nt][c] - offset) + fast_exp2(acc[mt][nt][2 + c] - offset);
+        e += __shfl_xor_sync(0xffffffffu, e, 4);
+        e += __shfl_xor_sync(0xffffffffu, e, 8);
+        e += __shfl_xor_sync(0xffffffffu, e, 16);
+        if (quad_row == 0)
+          s_partial[warp * kKeyChunk + nt * 8 + quad_col * 2 + c] = e;
+      }
+    __syncthreads();
+    for (int col = threadIdx.x; col < kKeyChunk; col += kNumThreads) {
+      const int j = chunk * kKeyChunk + col;
+      if (j < num_scored) {
+        float e = 0.f;
+#pragma unroll
+        for (int w = 0; w < kNumWarps; ++w)
+          e += s_partial[w * kKeyChunk + col];
+        s_score[j] = e;
+      }
+    }
+    if (threadIdx.x == 0)
+      s_chunk_max[chunk] = new_max;
+    run_max = new_max;
+  }
+  __syncthreads();
+
+  // Rescale each chunk's energies to the final max, normalise.
+  float part_sum = 0.f;
+  for (int j = threadIdx.x; j < num_scored; j += kNumThreads) {
+    const float cm = s_chunk_max[j / kKeyChunk];
+    const float e = run_max == neg_inf() ? 0.f : s_score[j] * fast_exp2(cm - run_max);
+    s_score[j] = e;
+    part_sum += e;
+  }
+  const float total = block_reduce<kNumWarps>(part_sum, s_scratch, SumOp());
+  const float denom = total + kScoreEpsilon;
+  float part_max = neg_inf(), part_min = pos_inf();
+  for (int j = threadIdx.x; j < num_scored; j += kNumThreads) {
+    const float s = s_score[j] / denom;
+    s_score[j] = s;
+    part_max = fmaxf(part_max, s);
+    part_min = fminf(part_min, s);
+  }
+  const float score_max = block_reduce<kNumWarps>(part_max, s_scratch, MaxOp());
+  const float score_min = block_reduce<kNumWarps>(part_min, s_scratch, MinOp());
+  const float alpha = params.alpha;
+  const float threshold = params.threshold_kind == FP_THRESHOLD_MIN_MAX
+                              ? alpha * score_max + (1.f - alpha) * score_min
+                              : alpha * score_max;
+
+  auto forced = [&](int j) {
+    return j < params.sink || qb - j < params.window || dense_tail;
+  };
+  // min_budget: the k-th largest non-forced score joins the threshold. With
+  // k or fewer candidates every candidate is kept (budget 0.0 passes all).
+  float budget = pos_inf();
+  const int k = params.min_budget;
+  if (k > 0) {
+    int cand = 0;
+    for (int j = threadIdx.x; j < num_scored; j += kNumThreads)
+      cand += forced(j) ? 0 : 1;
+    cand = block_reduce<kNumWarps>(cand, reinterpret_cast<int *>(s_scratch), SumOp());
+    if (cand <= k)
+      budget = 0.f;
+    else
+      budget = detail::kth_largest<kNumWarps>(
+          s_score, num_scored, k, [&](int j) { return !forced(j); }, s_hist, s_misc);
+  }
+
+  // Compaction: block-wide exclusive prefix sum of the keep flags, in
+  // ascending j, kNumThreads blocks per round.
+  int written = 0;
+  fp_i32 *s_warp_count = reinterpret_cast<fp_i32 *>(s_hist); // histogram is free now
+#pragma unroll 1
+  for (int base = 0; base < num_scored; base += kNumThreads) {
+    const int j = base + threadIdx.x;
+    bool keep = false;
+    if (j < num_scored) {
+      const float s = s_score[j];
+      keep = forced(j) || s >= threshold || s >= budget;
+    }
+    const unsigned ballot = __ballot_sync(0xffffffffu, keep);
+    if (lane == 0)
+      s_warp_count[warp] = __popc(ballot);
+    __syncthreads();
+    int before = 0, round_total = 0;
+#pragma unroll
+    for (int w = 0; w < kNumWarps; ++w) {
+      const int c = s_warp_count[w];
+      before += w < warp ? c : 0;
+      round_total += c;
+    }
+    if (keep)
+      ids_out[written + before + __popc(ballot & ((1u << lane) - 1u))] = j;
+    written += round_total;
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    params.counts[mask_row] = written;
+    if (params.kept_counter != nullptr)
+      atomicAdd(reinterpret_cast<unsigned long long *>(params.kept_counter),
+                static_cast<unsigned long long>(written));
+  }
+  if (params.debug_scores != nullptr) {
+    float *dbg = params.debug_scores + mask_row * nb;
+    for (int j = threadIdx.x; j < nb; j += kNumThreads)
+      dbg[j] = j < num_scored ? s_score[j] : 0.f;
+  }
+}
+
+} // namespace dev
+} // namespace fp
+
+#endif // FP_DEVICE_PATTERN_DISCOVERY_CUH
