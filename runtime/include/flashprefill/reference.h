@@ -1,0 +1,341 @@
+//===- flashprefill/reference.h - CPU reference of the operator -*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+// The oracle: a plain C++17 implementation of every op of the operator,
+// written to follow DESIGN.md section 1 ("rule v1") to the letter. Every GPU
+// test compares against it, so it favours obviousness over speed; it is
+// multithreaded only to keep long-context tests in seconds. docs/reference.md
+// restates the definition; the numerics are spelled out on each op below.
+//
+// Shared numerics (all ops):
+//   * inputs are bf16 or fp16 bit patterns (fp::DType), converted exactly to
+//     float before any arithmetic;
+//   * every dot product is dotF32(): fp32 products accumulated in 8 lanes
+//     (lane l takes the elements c with c % 8 == l, in ascending c), then the
+//     lanes combined as ((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7));
+//   * exp is std::exp on float (natural base); no FMA contraction
+//     (-ffp-contract=off), so results do not depend on the build machine or
+//     on the thread count.
+// Inputs are assumed finite; non-finite values propagate as IEEE arithmetic
+// makes them, except where an op says otherwise.
+//
+//===----------------------------------------------------------------------===//
+#ifndef FLASHPREFILL_REFERENCE_H
+#define FLASHPREFILL_REFERENCE_H
+
+#include "flashprefill/defaults.h"
+#include "flashprefill/dtype.h"
+#include "flashprefill/npy.h"
+#include "flashprefill/status.h"
+#include "fp/params.h" // FP_THRESHOLD_*, FP_SCORE_* values
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace fp::ref {
+
+//===----------------------------------------------------------------------===//
+// Host tensors
+//===----------------------------------------------------------------------===//
+
+/// Non-owning view of a host tensor with logical shape [batch, seq, heads,
+/// dim] of 16-bit elements (bf16 or fp16 bit patterns). Strides are in
+/// elements for the first three dimensions; `dim` is contiguous. Any strides
+/// work, so packed QKV ([b, s, 3h, d]) and head-major ([b, h, s, d]) buffers
+/// are viewed without copies. `Elem` is `const uint16_t` (TensorView) or
+/// `uint16_t` (MutableTensorView).
+template <typename Elem> struct StridedTensor {
+  Elem *data = nullptr;
+  DType dtype = DType::kBF16;
+  int64_t batch = 0, seq = 0, heads = 0, dim = 0;
+  int64_t batchStride = 0, seqStride = 0, headStride = 0;
+
+  /// Pointer to the `dim` contiguous elements at (b, s, h).
+  Elem *row(int64_t b, int64_t s, int64_t h) const {
+    return data + b * batchStride + s * seqStride + h * headStride;
+  }
+  /// The float value of element (b, s, h, c).
+  float at(int64_t b, int64_t s, int64_t h, int64_t c) const {
+    return bitsToFloat(dtype, row(b, s, h)[c]);
+  }
+  /// A read-only view of the same memory.
+  StridedTensor<const uint16_t> asConst() const {
+    return {data, dtype,       batch,     seq,       heads,
+            dim,  batchStride, seqStride, headStride};
+  }
+};
+using TensorView = StridedTensor<const uint16_t>;
+using MutableTensorView = StridedTensor<uint16_t>;
+
+/// Memory order of an owning Tensor. The logical shape is always [batch, seq,
+/// heads, dim]; kBHSD stores it head-major, which is the [b, h, nb, d] layout
+/// of pooled K and Q (fp/params.h), with `seq` counting blocks.
+enum class Layout : uint8_t {
+  kBSHD, ///< [batch, seq, heads, dim] contiguous (Q, K, V, O)
+  kBHSD, ///< [batch, heads, seq, dim] contiguous (kbar, qbar)
+};
+
+/// Owning, contiguous host tensor of 16-bit elements.
+class Tensor {
+public:
+  Tensor() = default;
+  /// A zero-filled tensor of logical shape [batch, seq, heads, dim].
+  static Tensor zeros(DType dtype, int64_t batch, int64_t seq, int64_t heads,
+                      int64_t dim, Layout layout = Layout::kBSHD);
+  /// A contiguous copy of `view` in `layout`.
+  static Tensor copyOf(const TensorView &view, Layout layout = Layout::kBSHD);
+
+  DType dtype() const { return dtype_; }
+  Layout layout() const { return layout_; }
+  int64_t batch() const { return batch_; }
+  int64_t seq() const { return seq_; }
+  int64_t heads() const { return heads_; }
+  int64_t dim() const { return dim_; }
+  int64_t numElements() const { return batch_ * seq_ * heads_ * dim_; }
+
+  TensorView view() const;
+  MutableTensorView mutableView();
+  /// The elements in memory order (see Layout).
+  const std::vector<uint16_t> &storage() const { return data_; }
+  std::vector<uint16_t> &storage() { return data_; }
+
+  /// Element (b, s, h, c) as float / stored from float (rounded to dtype).
+  float at(int64_t b, int64_t s, int64_t h, int64_t c) const;
+  void set(int64_t b, int64_t s, int64_t h, int64_t c, float value);
+  /// The storage shape in memory order, e.g. [b, h, s, d] for kBHSD.
+  std::vector<int64_t> storageShape() const;
+
+private:
+  int64_t offset(int64_t b, int64_t s, int64_t h, int64_t c) const;
+
+  DType dtype_ = DType::kBF16;
+  Layout layout_ = Layout::kBSHD;
+  int64_t batch_ = 0, seq_ = 0, heads_ = 0, dim_ = 0;
+  std::vector<uint16_t> data_;
+};
+
+/// A uint16 .npy array of `tensor`'s storage (shape = storageShape()).
+NpyArray tensorToNpy(const Tensor &tensor);
+/// A kBSHD tensor from a 4-d .npy array: uint16 arrays are taken as `dtype`
+/// bit patterns, float32 arrays are rounded to `dtype`; `what` names the
+/// array in errors.
+StatusOr<Tensor> tensorFromNpy(const NpyArray &array, DType dtype,
+                               const std::string &what = "array");
+
+//===----------------------------------------------------------------------===//
+// Options
+//===----------------------------------------------------------------------===//
+
+/// How thresholdMask() turns a row of scores into a threshold t.
+enum class ThresholdKind : uint8_t {
+  kRelativeMax = FP_THRESHOLD_RELATIVE_MAX, ///< t = alpha * max (default)
+  kMinMax = FP_THRESHOLD_MIN_MAX, ///< t = alpha * max + (1 - alpha) * min
+};
+
+/// Which probes blockScore() uses.
+enum class ScoreQuery : uint8_t {
+  kFull = FP_SCORE_FULL_QUERIES,     ///< every valid row of the block (default)
+  kPooled = FP_SCORE_POOLED_QUERIES, ///< one probe: the block-mean query qbar
+};
+
+/// Operator parameters; defaults come from flashprefill/defaults.h.
+struct Options {
+  /// Tokens per block. The operator's kernels use 128; the reference accepts
+  /// any power of two >= 1 so hand-built test cases stay small.
+  int blockSize = FP_DEFAULT_BLOCK_SIZE;
+  /// Relative threshold in [0, 1]: 0 keeps every block, 1 the argmax.
+  float alpha = FP_DEFAULT_ALPHA;
+  int sink = FP_DEFAULT_SINK;            ///< key blocks [0, sink) are kept
+  int window = FP_DEFAULT_WINDOW;        ///< blocks with I - j < window kept
+  int lastN = FP_DEFAULT_LAST_N;         ///< query blocks I >= nb - lastN dense
+  int minBudget = FP_DEFAULT_MIN_BUDGET; ///< k > 0: keep the k best non-forced
+  ThresholdKind thresholdKind = ThresholdKind::kRelativeMax;
+  ScoreQuery scoreQuery = ScoreQuery::kFull;
+  /// Softmax scale; <= 0 or NaN means 1 / sqrt(head dim).
+  float scale = 0.0f;
+  /// Only causal attention is implemented; false returns kUnsupported.
+  bool causal = true;
+  /// Worker threads; 0 = std::thread::hardware_concurrency(). Results do not
+  /// depend on it.
+  int numThreads = 0;
+};
+
+/// Checks every field of `options`; the message names the field and the
+/// expected value, e.g. "alpha: expected a value in [0, 1], got 1.5".
+Status validateOptions(const Options &options);
+
+/// The scale actually used for head dimension `headDim`.
+float resolveScale(const Options &options, int64_t headDim);
+
+/// ceil(seqLen / blockSize): the number of blocks nb.
+int64_t numBlocks(int64_t seqLen, int64_t blockSize);
+
+/// Checks q [b, s_q, h_q, d], k [b, s_k, h_kv, d], v [b, s_k, h_kv, d_v]
+/// against each other and `options` (dtypes equal, h_q % h_kv == 0, non-null
+/// data, ...). s_k != s_q and non-causal return kUnsupported.
+Status validateProblem(const TensorView &q, const TensorView &k,
+                       const TensorView &v, const Options &options);
+
+//===----------------------------------------------------------------------===//
+// Block scores and masks
+//===----------------------------------------------------------------------===//
+
+/// Normalised block scores [batch, heads, nb, nb] (fp32). Row (b, h, I) holds
+/// score[I, j] for j <= I; entries with j > I are 0 and never read.
+struct BlockScores {
+  int64_t batch = 0, heads = 0, numBlocks = 0;
+  std::vector<float> values;
+
+  const float *row(int64_t b, int64_t h, int64_t i) const {
+    return values.data() + ((b * heads + h) * numBlocks + i) * numBlocks;
+  }
+  float *row(int64_t b, int64_t h, int64_t i) {
+    return values.data() + ((b * heads + h) * numBlocks + i) * numBlocks;
+  }
+  float at(int64_t b, int64_t h, int64_t i, int64_t j) const {
+    return row(b, h, i)[j];
+  }
+};
+
+/// The padded-rows block mask (fp/params.h): counts [b, h_q, nb] and ids
+/// [b, h_q, nb, nb], ids ascending. The reference fills entries past the
+/// count with -1 so masks compare deterministically. Block j of query block
+/// I needs causal masking iff j == I.
+struct BlockMask {
+  int64_t batch = 0, heads = 0, numBlocks = 0;
+  std::vector<int32_t> counts;
+  std::vector<int32_t> ids;
+
+  /// An all-empty mask (counts 0, ids -1).
+  static BlockMask empty(int64_t batch, int64_t heads, int64_t numBlocks);
+  /// The dense causal mask: every j <= I.
+  static BlockMask denseCausal(int64_t batch, int64_t heads, int64_t numBlocks);
+
+  int32_t count(int64_t b, int64_t h, int64_t i) const {
+    return counts[(b * heads + h) * numBlocks + i];
+  }
+  const int32_t *rowIds(int64_t b, int64_t h, int64_t i) const {
+    return ids.data() + ((b * heads + h) * numBlocks + i) * numBlocks;
+  }
+  /// The kept ids of row (b, h, I), ascending.
+  std::vector<int32_t> kept(int64_t b, int64_t h, int64_t i) const;
+  /// Whether block j is kept in row (b, h, I).
+  bool contains(int64_t b, int64_t h, int64_t i, int64_t j) const;
+  /// Kept blocks over all rows.
+  int64_t keptBlocks() const;
+  /// keptBlocks() / causal blocks (b * h * nb * (nb + 1) / 2); 0 if none.
+  double density() const;
+  /// Checks shapes, counts in [0, I + 1] and ids strictly ascending in
+  /// [0, I]; `batch`, `heads`, `numBlocks` are the expected dimensions.
+  Status validate(int64_t batch, int64_t heads, int64_t numBlocks) const;
+};
+
+//===----------------------------------------------------------------------===//
+// Ops (DESIGN.md section 1)
+//===----------------------------------------------------------------------===//
+
+/// The dot product used everywhere (see the file comment for the order).
+float dotF32(const float *a, const float *b, int64_t n);
+
+/// 1. block_pool. For every (b, h, block j): out[b, h, j, :] = mean of x's
+/// valid rows jB .. min((j+1)B, s) - 1, computed as an fp32 sum in ascending
+/// row order divided by the row count (fp32 division), then rounded to x's
+/// dtype. Returns a kBHSD tensor of logical shape [b, nb, h, d] (storage
+/// [b, h, nb, d], as params.h). Used for K (kbar) and, for pooled queries, Q
+/// (qbar).
+StatusOr<Tensor> blockPool(const TensorView &x, const Options &options);
+
+/// 2. block_score. For every (b, query head h, query block I), with kv head
+/// h / g, L = s_q and rows r in [IB, min((I+1)B, L)) (padded rows never
+/// count):
+///   s[r, j]  = dotF32(q_r, kbar_j) * scale     for j <= I and r >= last_j,
+///              last_j = min((j+1)B, L) - 1 (block j's last token visible);
+///   M_I      = max of those s (every j <= I has at least row r = last_I);
+///   E[I, j]  = sum over those r, ascending, of exp(s[r, j] - M_I);
+///   score    = E[I, j] / (sum_{j' <= I, ascending} E[I, j'] + 1e-9).
+/// If M_I = -inf (every logit -inf) all E are 0, hence all scores 0.
+/// Pooled queries (options.scoreQuery == kPooled): the only probe of block I
+/// is qbar_I (blockPool of Q, rounded to the dtype), placed at the block's
+/// last valid row, so it sees every j <= I:
+///   s[j] = dotF32(qbar_I, kbar_j) * scale, E = exp(s[j] - max_j s).
+/// `kbar` is blockPool(k) ([b, nb, h_kv, d] logical, any layout); `qbar`
+/// (pooled only) may be given, else it is computed from `q`.
+StatusOr<BlockScores> blockScore(const TensorView &q, const TensorView &kbar,
+                                 const Options &options,
+                                 const TensorView *qbar = nullptr);
+
+/// 3. threshold_mask. For every row (b, h, I), scores over j in [0, I]:
+///   t = alpha * max_j score                      (kRelativeMax), or
+///   t = alpha * max_j score + (1 - alpha) * min_j score      (kMinMax),
+/// evaluated in fp32 as written. Block j <= I is kept iff
+///   score[I, j] >= t, or j < sink, or I - j < window, or I >= nb - lastN,
+///   or (minBudget = k > 0) score[I, j] >= the k-th largest score among the
+///   non-forced blocks of the row (forced: j < sink or I - j < window; all
+///   non-forced blocks pass when there are at most k; ties all pass).
+/// All-zero scores give t = 0, so every block passes. NaN scores never pass.
+StatusOr<BlockMask> thresholdMask(const BlockScores &scores,
+                                  const Options &options);
+
+/// Output of the attention ops.
+struct AttentionOutput {
+  Tensor out;             ///< [b, s_q, h_q, d_v] (kBSHD), q's dtype
+  std::vector<float> lse; ///< [b, h_q, s_q] natural log; -inf: no key seen
+};
+
+/// 4. masked_attention. For every query row r of head h (kv head h / g), the
+/// visible keys are c <= r (causal) in the kept blocks of r's block I,
+/// visited in ascending order. In fp32:
+///   s_c = dotF32(q_r, k_c) * scale;  m = max_c s_c;
+///   p_c = exp(s_c - m);  l = sum_c p_c (ascending, p unrounded);
+///   o = sum_c round(p_c) * v_c  (ascending; round = to q's dtype, as a flash
+///       kernel rounds P before the PV product);
+///   O_r = round(o / l),  LSE_r = m + log(l).
+/// This equals a flash kernel's online softmax whose running max already is
+/// the final max; a tiled kernel differs only in where P is rounded (same
+/// relative size). A row with no visible key gives O = 0, LSE = -inf.
+/// `mask` must pass BlockMask::validate (ids ascending in [0, I]).
+StatusOr<AttentionOutput>
+maskedAttention(const TensorView &q, const TensorView &k, const TensorView &v,
+                const BlockMask &mask, const Options &options);
+
+/// maskedAttention() with BlockMask::denseCausal: plain causal attention with
+/// the same numerics.
+StatusOr<AttentionOutput> denseCausalAttention(const TensorView &q,
+                                               const TensorView &k,
+                                               const TensorView &v,
+                                               const Options &options);
+
+/// Everything prefill() produced, for inspection by tests.
+struct PrefillOutput {
+  Tensor kbar;        ///< blockPool(k), storage [b, h_kv, nb, d]
+  Tensor qbar;        ///< blockPool(q) when pooled queries, else empty
+  BlockScores scores; ///< blockScore
+  BlockMask mask;     ///< thresholdMask
+  AttentionOutput attention;
+};
+
+/// 5. The whole operator: blockPool, blockScore, thresholdMask,
+/// maskedAttention.
+StatusOr<PrefillOutput> prefill(const TensorView &q, const TensorView &k,
+                                const TensorView &v, const Options &options);
+
+/// Output of naiveAttention(), in double.
+struct NaiveAttentionOutput {
+  std::vector<double> out; ///< [b, s_q, h_q, d_v]
+  std::vector<double> lse; ///< [b, h_q, s_q]
+};
+
+/// The "truth" for error bounds: causal softmax attention in fp64 (double
+/// dot products in ascending order, double exp, P never rounded), over the
+/// keys of `mask`'s kept blocks when a mask is given, else all causal keys.
+/// Rows without a visible key give 0 and LSE -inf. Single-threaded and
+/// O(s^2); meant for small tests and sampled rows.
+StatusOr<NaiveAttentionOutput>
+naiveAttention(const TensorView &q, const TensorView &k, const TensorView &v,
+               const Options &options, const BlockMask *mask = nullptr);
+
+} // namespace fp::ref
+
+#endif // FLASHPREFILL_REFERENCE_H

@@ -1,0 +1,172 @@
+//===- Attention.cpp - Reference masked_attention ---------------*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+// DESIGN.md section 1, op 4: softmax attention of each query row over the
+// keys of its block's kept key blocks, causal inside the blocks that cross
+// the diagonal. Numerics follow a bf16/fp16 flash kernel: fp32 logits, max,
+// exp and sums; P rounded to the input dtype before the PV product; the row
+// sum l taken from the unrounded P. Two passes per query block (logits and
+// their max first, then exp + PV) so the result is the online softmax whose
+// running max is already the final max, independent of any tiling.
+//
+//===----------------------------------------------------------------------===//
+#include "flashprefill/reference.h"
+
+#include "Numerics.h"
+#include "Parallel.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace fp::ref {
+
+namespace {
+
+/// Per-worker buffers, grown on demand and reused across tasks.
+struct Scratch {
+  std::vector<float> q;      // [rows, d]
+  std::vector<float> kv;     // [B, max(d, d_v)]: one K or V block
+  std::vector<float> logits; // [rows, count * B]
+  std::vector<float> acc;    // [rows, d_v]
+};
+
+void resize(std::vector<float> &buffer, int64_t size) {
+  if (static_cast<int64_t>(buffer.size()) < size)
+    buffer.resize(static_cast<size_t>(size));
+}
+
+} // namespace
+
+StatusOr<AttentionOutput>
+maskedAttention(const TensorView &q, const TensorView &k, const TensorView &v,
+                const BlockMask &mask, const Options &options) {
+  FP_RETURN_IF_ERROR(validateProblem(q, k, v, options));
+  const int64_t blockSize = options.blockSize;
+  const int64_t seqLen = q.seq;
+  const int64_t nb = numBlocks(seqLen, blockSize);
+  FP_RETURN_IF_ERROR(mask.validate(q.batch, q.heads, nb));
+
+  const int64_t d = q.dim, dv = v.dim;
+  const int64_t group = q.heads / k.heads;
+  const float scale = resolveScale(options, d);
+  const float negInf = -std::numeric_limits<float>::infinity();
+  AttentionOutput result;
+  result.out = Tensor::zeros(q.dtype, q.batch, seqLen, q.heads, dv);
+  result.lse.assign(static_cast<size_t>(q.batch * q.heads * seqLen), negInf);
+  MutableTensorView out = result.out.mutableView();
+
+  std::vector<Scratch> scratch(
+      static_cast<size_t>(detail::resolveThreads(options.numThreads)));
+  const int64_t rowsPerI = q.batch * q.heads;
+  // Tasks (b, h, I), largest I first so the threads finish together.
+  detail::parallelFor(
+      nb * rowsPerI, options.numThreads, [&](int64_t task, int worker) {
+        const int64_t i = nb - 1 - task / rowsPerI;
+        const int64_t b = (task % rowsPerI) / q.heads;
+        const int64_t h = task % q.heads;
+        const int64_t hk = h / group;
+        const int64_t r0 = i * blockSize;
+        const int64_t r1 = std::min(r0 + blockSize, seqLen);
+        const int64_t rows = r1 - r0;
+        const int32_t count = mask.count(b, h, i);
+        const int32_t *ids = mask.rowIds(b, h, i);
+        const int64_t keysPerRow = count * blockSize;
+
+        Scratch &buf = scratch[static_cast<size_t>(worker)];
+        resize(buf.q, rows * d);
+        resize(buf.kv, blockSize * std::max(d, dv));
+        resize(buf.logits, rows * keysPerRow);
+        resize(buf.acc, rows * dv);
+        for (int64_t r = r0; r < r1; ++r)
+          detail::toFloat(q.dtype, q.row(b, r, h), d, &buf.q[(r - r0) * d]);
+
+        // Keys of block j visible to row r: [jB, jB + visible(r, j)), i.e. key
+        // position c <= r (causal) and c < L (valid). Only j == I is partial.
+        auto visible = [&](int64_t r, int64_t j) {
+          int64_t first = j * blockSize;
+          int64_t n = std::min({blockSize, seqLen - first, r - first + 1});
+          return std::max<int64_t>(n, 0);
+        };
+
+        // Pass 1: logits s = dot(q_r, k_c) * scale and the row max m.
+        std::vector<float> rowMax(static_cast<size_t>(rows), negInf);
+        std::vector<int64_t> seen(static_cast<size_t>(rows), 0);
+        for (int32_t e = 0; e < count; ++e) {
+          const int64_t j = ids[e];
+          const int64_t first = j * blockSize;
+          const int64_t keys = std::min(blockSize, seqLen - first);
+          for (int64_t c = 0; c < keys; ++c)
+            detail::toFloat(k.dtype, k.row(b, first + c, hk), d,
+                            &buf.kv[c * d]);
+          for (int64_t r = r0; r < r1; ++r) {
+            const float *qRow = &buf.q[(r - r0) * d];
+            float *s = &buf.logits[(r - r0) * keysPerRow + e * blockSize];
+            const int64_t n = visible(r, j);
+            detail::rowLogits(qRow, buf.kv.data(), n, d, scale, s);
+            float &m = rowMax[r - r0];
+            for (int64_t c = 0; c < n; ++c)
+              m = std::max(m, s[c]);
+            seen[r - r0] += n;
+          }
+        }
+
+        // Pass 2: p = exp(s - m), l += p (unrounded), o += round(p) * v.
+        std::vector<float> rowSum(static_cast<size_t>(rows), 0.0f);
+        std::fill(buf.acc.begin(), buf.acc.begin() + rows * dv, 0.0f);
+        for (int32_t e = 0; e < count; ++e) {
+          const int64_t j = ids[e];
+          const int64_t first = j * blockSize;
+          const int64_t keys = std::min(blockSize, seqLen - first);
+          for (int64_t c = 0; c < keys; ++c)
+            detail::toFloat(v.dtype, v.row(b, first + c, hk), dv,
+                            &buf.kv[c * dv]);
+          for (int64_t r = r0; r < r1; ++r) {
+            // Turn this block's logits into rounded P in place.
+            float *s = &buf.logits[(r - r0) * keysPerRow + e * blockSize];
+            const float m = rowMax[r - r0];
+            const int64_t n = visible(r, j);
+            for (int64_t c = 0; c < n; ++c) {
+              float p = std::exp(s[c] - m);
+              rowSum[r - r0] += p;
+              s[c] = roundToDType(q.dtype, p);
+            }
+            detail::accumulatePV(s, buf.kv.data(), n, dv,
+                                 &buf.acc[(r - r0) * dv]);
+          }
+        }
+
+        // Epilogue: O = round(o / l), LSE = m + log(l); no visible key: 0,
+        // -inf.
+        for (int64_t r = r0; r < r1; ++r) {
+          uint16_t *dst = out.row(b, r, h);
+          float *lse = &result.lse[(b * q.heads + h) * seqLen + r];
+          if (seen[r - r0] == 0) {
+            for (int64_t x = 0; x < dv; ++x)
+              dst[x] = floatToBits(q.dtype, 0.0f);
+            *lse = negInf;
+            continue;
+          }
+          const float l = rowSum[r - r0];
+          const float *o = &buf.acc[(r - r0) * dv];
+          for (int64_t x = 0; x < dv; ++x)
+            dst[x] = floatToBits(q.dtype, o[x] / l);
+          *lse = rowMax[r - r0] + std::log(l);
+        }
+      });
+  return result;
+}
+
+StatusOr<AttentionOutput> denseCausalAttention(const TensorView &q,
+                                               const TensorView &k,
+                                               const TensorView &v,
+                                               const Options &options) {
+  FP_RETURN_IF_ERROR(validateProblem(q, k, v, options));
+  BlockMask dense = BlockMask::denseCausal(q.batch, q.heads,
+                                           numBlocks(q.seq, options.blockSize));
+  return maskedAttention(q, k, v, dense, options);
+}
+
+} // namespace fp::ref
