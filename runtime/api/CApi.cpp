@@ -1,0 +1,161 @@
+//===- CApi.cpp - The C API over fp::Plan -----------------------*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+// Thin: converts fp::Status to a code plus a per-thread message. No C++
+// exception crosses this boundary (the library itself does not throw; a
+// std::bad_alloc is turned into FP_ERROR_INTERNAL).
+//
+//===----------------------------------------------------------------------===//
+#include "flashprefill/flashprefill.h"
+#include "flashprefill/flashprefill.hpp"
+
+#include <new>
+#include <string>
+
+struct fp_plan {
+  std::unique_ptr<fp::Plan> plan;
+};
+
+namespace {
+
+thread_local std::string lastError;
+
+fp_status_t report(const fp::Status &status) {
+  lastError = status.isOk() ? std::string() : status.message();
+  return static_cast<fp_status_t>(status.code());
+}
+
+template <typename Fn> fp_status_t guarded(Fn &&fn) {
+  try {
+    return report(fn());
+  } catch (const std::bad_alloc &) {
+    return report(fp::Status(fp::StatusCode::kInternal, "out of host memory"));
+  } catch (...) {
+    return report(
+        fp::Status(fp::StatusCode::kInternal, "unexpected C++ exception"));
+  }
+}
+
+fp::Status nullPlan() {
+  return fp::invalidArgument("plan: expected a plan from fp_plan_create, got "
+                             "NULL");
+}
+
+size_t bytesOrZero(fp::StatusOr<size_t> bytes) {
+  report(bytes.isOk() ? fp::Status::ok() : bytes.status());
+  return bytes.isOk() ? *bytes : 0;
+}
+
+} // namespace
+
+extern "C" {
+
+void fp_plan_spec_init(fp_plan_spec_t *spec) {
+  if (!spec)
+    return;
+  *spec = fp_plan_spec_t{};
+  spec->struct_size = sizeof(fp_plan_spec_t);
+  spec->dtype = FP_DTYPE_BF16;
+  spec->head_dim = 128;
+  spec->num_q_heads = 32;
+  spec->num_kv_heads = 8;
+  spec->block_size = FP_DEFAULT_BLOCK_SIZE;
+  spec->causal = 1;
+  spec->max_batch = 1;
+  spec->device = 0;
+}
+
+void fp_params_init(fp_params_t *params) {
+  if (!params)
+    return;
+  *params = fp_params_t{};
+  params->struct_size = sizeof(fp_params_t);
+  params->alpha = FP_DEFAULT_ALPHA;
+  params->sink = FP_DEFAULT_SINK;
+  params->window = FP_DEFAULT_WINDOW;
+  params->last_n = FP_DEFAULT_LAST_N;
+  params->min_budget = FP_DEFAULT_MIN_BUDGET;
+  params->threshold_kind = 0;
+}
+
+fp_status_t fp_plan_create(const fp_plan_spec_t *spec, fp_plan_t **plan) {
+  return guarded([&]() -> fp::Status {
+    if (!plan)
+      return fp::invalidArgument("plan: expected a pointer to receive the "
+                                 "plan, got NULL");
+    *plan = nullptr;
+    if (!spec)
+      return fp::invalidArgument("spec: expected a pointer "
+                                 "(fp_plan_spec_init), got NULL");
+    auto created = fp::Plan::create(*spec);
+    if (!created.isOk())
+      return created.status();
+    *plan = new fp_plan{std::move(*created)};
+    return fp::Status::ok();
+  });
+}
+
+void fp_plan_destroy(fp_plan_t *plan) { delete plan; }
+
+size_t fp_plan_workspace_bytes(const fp_plan_t *plan, int64_t batch,
+                               int64_t seq_len) {
+  if (!plan)
+    return report(nullPlan()), 0;
+  return bytesOrZero(plan->plan->workspaceBytes(batch, seq_len));
+}
+
+size_t fp_plan_select_workspace_bytes(const fp_plan_t *plan, int64_t batch,
+                                      int64_t seq_len) {
+  if (!plan)
+    return report(nullPlan()), 0;
+  return bytesOrZero(plan->plan->selectWorkspaceBytes(batch, seq_len));
+}
+
+size_t fp_plan_mask_bytes(const fp_plan_t *plan, int64_t batch,
+                          int64_t seq_len) {
+  if (!plan)
+    return report(nullPlan()), 0;
+  return bytesOrZero(plan->plan->maskBytes(batch, seq_len));
+}
+
+fp_status_t fp_select(const fp_plan_t *plan, const fp_tensor_t *q,
+                      const fp_tensor_t *k, const fp_params_t *params,
+                      fp_mask_t *mask, void *workspace,
+                      size_t workspace_bytes, void *stream) {
+  return guarded([&] {
+    return plan ? plan->plan->select(q, k, params, mask, workspace,
+                                     workspace_bytes, stream)
+                : nullPlan();
+  });
+}
+
+fp_status_t fp_attend(const fp_plan_t *plan, const fp_tensor_t *q,
+                      const fp_tensor_t *k, const fp_tensor_t *v,
+                      const fp_mask_t *mask, fp_tensor_t *out,
+                      const fp_params_t *params, void *stream) {
+  return guarded([&] {
+    return plan ? plan->plan->attend(q, k, v, mask, out, params, stream)
+                : nullPlan();
+  });
+}
+
+fp_status_t fp_prefill(const fp_plan_t *plan, const fp_tensor_t *q,
+                       const fp_tensor_t *k, const fp_tensor_t *v,
+                       fp_tensor_t *out, const fp_params_t *params,
+                       void *workspace, size_t workspace_bytes,
+                       void *stream) {
+  return guarded([&] {
+    return plan ? plan->plan->prefill(q, k, v, out, params, workspace,
+                                      workspace_bytes, stream)
+                : nullPlan();
+  });
+}
+
+const char *fp_last_error(void) { return lastError.c_str(); }
+
+const char *fp_status_name(fp_status_t status) {
+  return fp::statusCodeName(static_cast<fp::StatusCode>(status));
+}
+
+} // extern "C"

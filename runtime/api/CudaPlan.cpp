@@ -1,0 +1,409 @@
+//===- CudaPlan.cpp - The CUDA backend of the public API --------*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+// Plan creation: codegen (MLIR, in-process) -> kernel cache / NVRTC ->
+// cuModuleLoadData -> per-role functions, launch facts from the manifest.
+// Calls only fill parameter structs and enqueue launches on the caller's
+// stream: no allocation, no synchronization (CUDA-graph capturable).
+//
+//===----------------------------------------------------------------------===//
+#include "PlanBackends.h"
+
+#include "fp/Compiler/Codegen.h"
+#include "fp/params.h"
+#include "flashprefill/runtime/cuda_driver.h"
+#include "flashprefill/runtime/kernel_cache.h"
+#include "flashprefill/runtime/nvrtc.h"
+
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <sstream>
+
+namespace fp {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double secondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+//===----------------------------------------------------------------------===//
+// Manifest
+//===----------------------------------------------------------------------===//
+
+/// One `kernel` line of the manifest (fp/Compiler/KernelManifest.h).
+struct ManifestKernel {
+  std::string entry, params, grid;
+  int threads = 0;
+  long smemBase = 0, smemPerKeyBlock = 0;
+};
+
+struct Manifest {
+  std::map<std::string, ManifestKernel> kernels;     ///< by entry
+  std::map<std::string, std::string> launches;       ///< role -> entry
+  std::map<std::string, size_t> structSizes;         ///< struct -> bytes
+  std::string arch;
+  int paramsAbi = -1;
+};
+
+/// Parses the manifest text; kInternal on malformed input (it comes from
+/// our own codegen, or a cache entry whose checksum passed).
+StatusOr<Manifest> parseManifest(const std::string &text) {
+  Manifest m;
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::istringstream words(line);
+    std::string tag;
+    words >> tag;
+    if (tag == "arch") {
+      words >> m.arch;
+    } else if (tag == "params_abi") {
+      words >> m.paramsAbi;
+    } else if (tag == "kernel") {
+      ManifestKernel k;
+      words >> k.entry;
+      std::string field;
+      while (words >> field) {
+        size_t eq = field.find('=');
+        if (eq == std::string::npos)
+          continue;
+        std::string key = field.substr(0, eq), value = field.substr(eq + 1);
+        if (key == "params")
+          k.params = value;
+        else if (key == "threads")
+          k.threads = std::stoi(value);
+        else if (key == "grid")
+          k.grid = value;
+        else if (key == "smem_base")
+          k.smemBase = std::stol(value);
+        else if (key == "smem_per_key_block")
+          k.smemPerKeyBlock = std::stol(value);
+      }
+      m.kernels[k.entry] = k;
+    } else if (tag == "launch") {
+      std::string function, role, entry;
+      words >> function >> role >> entry;
+      m.launches[role] = entry;
+    } else if (tag == "struct") {
+      std::string name, size;
+      words >> name >> size;
+      if (size.rfind("size=", 0) == 0)
+        m.structSizes[name] = std::stoul(size.substr(5));
+    }
+  }
+  if (m.paramsAbi != FP_PARAMS_ABI_VERSION)
+    return Status(StatusCode::kInternal,
+                  "kernel manifest: params_abi " +
+                      std::to_string(m.paramsAbi) + ", runtime expects " +
+                      std::to_string(FP_PARAMS_ABI_VERSION));
+  const std::pair<const char *, size_t> sizes[] = {
+      {"FpPoolParams", sizeof(FpPoolParams)},
+      {"FpDiscoveryParams", sizeof(FpDiscoveryParams)},
+      {"FpAttentionParams", sizeof(FpAttentionParams)}};
+  for (auto [name, size] : sizes)
+    if (m.structSizes[name] != size)
+      return Status(StatusCode::kInternal,
+                    std::string("kernel manifest: ") + name + " is " +
+                        std::to_string(m.structSizes[name]) +
+                        " bytes for codegen but " + std::to_string(size) +
+                        " for the runtime (stale fp/params.h)");
+  return m;
+}
+
+//===----------------------------------------------------------------------===//
+// The plan
+//===----------------------------------------------------------------------===//
+
+/// A loaded kernel and its launch facts.
+struct Kernel {
+  CUfunction function = nullptr;
+  ManifestKernel facts;
+};
+
+class CudaPlan final : public Plan {
+public:
+  explicit CudaPlan(const fp_plan_spec_t &spec) : Plan(spec) {}
+
+  Status initialize() {
+    Clock::time_point start = Clock::now();
+    auto driver = rt::CudaDriver::get();
+    if (!driver.isOk())
+      return driver.status();
+    driver_ = *driver;
+    if (spec_.device >= driver_->deviceCount())
+      return invalidArgument("spec.device: expected a CUDA ordinal below " +
+                             std::to_string(driver_->deviceCount()) +
+                             ", got " + std::to_string(spec_.device));
+    auto device = driver_->deviceInfo(spec_.device);
+    if (!device.isOk())
+      return device.status();
+    auto context = driver_->makePrimaryContextCurrent(spec_.device);
+    if (!context.isOk())
+      return context.status();
+    context_ = *context;
+    info_.device = device->name;
+    info_.arch = rt::archForComputeCapability(device->ccMajor,
+                                              device->ccMinor, true);
+
+    // 1. Codegen: the spec's kernels as CUDA source + manifest.
+    Clock::time_point codegenStart = Clock::now();
+    codegen::KernelSpec kernelSpec;
+    kernelSpec.dtype = spec_.dtype == FP_DTYPE_BF16 ? "bf16" : "f16";
+    kernelSpec.headDim = spec_.head_dim;
+    kernelSpec.numQHeads = spec_.num_q_heads;
+    kernelSpec.numKvHeads = spec_.num_kv_heads;
+    kernelSpec.blockSize = spec_.block_size;
+    kernelSpec.arch = info_.arch;
+    kernelSpec.pooledQueries = spec_.pooled_queries != 0;
+    auto generated = codegen::generateKernels(kernelSpec);
+    if (!generated.isOk())
+      return Status(generated.status().code(),
+                    "device " + info_.device + " (" + info_.arch +
+                        "): " + generated.status().message());
+    info_.codegenSeconds = secondsSince(codegenStart);
+
+    // 2. Compile or fetch from the kernel cache.
+    rt::CompileRequest request;
+    request.source = generated->source;
+    request.programName = "fp_prefill.cu";
+    request.arch = info_.arch;
+    request.codegenVersion = "fp-codegen-1";
+    request.manifest = generated->manifest;
+    auto compiled = rt::KernelCache::global().getOrCompile(request);
+    if (!compiled.isOk())
+      return compiled.status();
+    info_.compileSeconds = compiled->compileSeconds;
+    info_.kernelOrigin = compiled->origin == rt::CacheOrigin::kCompiled
+                             ? "compiled"
+                         : compiled->origin == rt::CacheOrigin::kMemory
+                             ? "memory cache"
+                             : "disk cache";
+
+    // 3. Load and resolve every launch role.
+    auto module = rt::Module::load(compiled->binary);
+    if (!module.isOk())
+      return module.status();
+    module_ = std::move(*module);
+    auto manifest = parseManifest(compiled->manifest);
+    if (!manifest.isOk())
+      return manifest.status();
+    for (const auto &[role, entry] : manifest->launches) {
+      Kernel kernel;
+      kernel.facts = manifest->kernels[entry];
+      auto function = module_.function(entry);
+      if (!function.isOk())
+        return function.status();
+      kernel.function = *function;
+      FP_RETURN_IF_ERROR(checkExportedSmem(kernel.facts));
+      kernels_[role] = kernel;
+    }
+    for (const char *role : {"pool_keys", "discovery", "attention"})
+      if (!kernels_.count(role))
+        return Status(StatusCode::kInternal,
+                      std::string("kernel manifest: no '") + role +
+                          "' launch");
+
+    // Attention grid rule "q_tiles:<M>,q_heads,batch": ceil(s_q / M) CTAs.
+    const std::string &grid = kernels_["attention"].facts.grid;
+    if (grid.rfind("q_tiles:", 0) != 0)
+      return Status(StatusCode::kInternal,
+                    "kernel manifest: attention grid '" + grid +
+                        "', expected q_tiles:<M>,q_heads,batch");
+    attentionBlockM_ = std::stoi(grid.substr(8));
+
+    // 4. Opt in to the dynamic shared memory of the longest sequence.
+    int64_t maxBlocks =
+        (spec_.max_seq_len + spec_.block_size - 1) / spec_.block_size;
+    for (auto &[role, kernel] : kernels_) {
+      long bytes = kernel.facts.smemBase + kernel.facts.smemPerKeyBlock *
+                                               maxBlocks;
+      if (bytes > device->maxSharedMemOptin)
+        return unsupported(
+            "spec.max_seq_len: " + role + " needs " + std::to_string(bytes) +
+            " bytes of shared memory at " +
+            std::to_string(spec_.max_seq_len) + " tokens; " + info_.device +
+            " allows " + std::to_string(device->maxSharedMemOptin));
+      FP_RETURN_IF_ERROR(driver_->check(
+          driver_->api().funcSetAttribute(
+              kernel.function,
+              CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, int(bytes)),
+          "cuFuncSetAttribute(" + kernel.facts.entry + ")"));
+    }
+    info_.totalSeconds = secondsSince(start);
+    return Status::ok();
+  }
+
+private:
+  bool onDevice() const override { return true; }
+
+  /// The templates' own shared-memory figures, exported by the generated
+  /// source, must equal the manifest's (mirrored by the compiler).
+  Status checkExportedSmem(const ManifestKernel &facts) {
+    for (auto [suffix, expected] :
+         {std::pair<const char *, long>{"_smem_base", facts.smemBase},
+          {"_smem_per_key_block", facts.smemPerKeyBlock}}) {
+      auto global = module_.global(facts.entry + suffix);
+      if (!global.isOk())
+        return global.status();
+      int value = -1;
+      FP_RETURN_IF_ERROR(driver_->check(
+          driver_->api().memcpyDtoH(&value, global->first, sizeof(value)),
+          "cuMemcpyDtoH(" + facts.entry + suffix + ")"));
+      if (value != expected)
+        return Status(StatusCode::kInternal,
+                      facts.entry + suffix + ": device templates say " +
+                          std::to_string(value) + " bytes, the compiler's " +
+                          "manifest " + std::to_string(expected));
+    }
+    return Status::ok();
+  }
+
+  /// Makes the plan's context current on the calling thread (engines call
+  /// from worker threads that may have none).
+  Status bindContext() const {
+    CUcontext current = nullptr;
+    driver_->api().ctxGetCurrent(&current);
+    if (current == context_)
+      return Status::ok();
+    return driver_->check(driver_->api().ctxSetCurrent(context_),
+                          "cuCtxSetCurrent");
+  }
+
+  Status launch(const std::string &role, unsigned gridX, unsigned gridY,
+                unsigned gridZ, long smemBytes, void *params,
+                void *stream) const {
+    const Kernel &kernel = kernels_.at(role);
+    void *args[] = {params};
+    return driver_->check(
+        driver_->api().launchKernel(kernel.function, gridX, gridY, gridZ,
+                                    kernel.facts.threads, 1, 1,
+                                    unsigned(smemBytes),
+                                    static_cast<CUstream>(stream), args,
+                                    nullptr),
+        "cuLaunchKernel(" + kernel.facts.entry + ")");
+  }
+
+  Status pool(const fp_tensor_t &src, int heads, void *dst,
+              const Problem &problem, const char *role, void *stream) const {
+    FpPoolParams p{};
+    p.src = src.data;
+    p.dst = dst;
+    p.src_batch_stride = src.strides[0];
+    p.src_seq_stride = src.strides[1];
+    p.src_head_stride = src.strides[2];
+    p.batch = int(problem.batch);
+    p.seq_len = int(problem.seqLen);
+    p.num_heads = heads;
+    p.num_blocks = int(problem.numBlocks);
+    return launch(role, unsigned(problem.numBlocks), unsigned(heads),
+                  unsigned(problem.batch), 0, &p, stream);
+  }
+
+  float scaleOf(const fp_params_t &params) const {
+    return params.scale > 0 ? params.scale
+                            : 1.0f / std::sqrt(float(spec_.head_dim));
+  }
+
+  Status runSelect(const Problem &problem, const fp_tensor_t &q,
+                   const fp_tensor_t &k, const fp_params_t &params,
+                   const fp_mask_t &mask, void *workspace,
+                   void *stream) const override {
+    FP_RETURN_IF_ERROR(bindContext());
+    WorkspaceLayout l = layout(problem.batch, problem.seqLen);
+    char *base = static_cast<char *>(workspace);
+    FP_RETURN_IF_ERROR(pool(k, spec_.num_kv_heads, base + l.kbar, problem,
+                            "pool_keys", stream));
+    if (spec_.pooled_queries)
+      FP_RETURN_IF_ERROR(pool(q, spec_.num_q_heads, base + l.qbar, problem,
+                              "pool_queries", stream));
+    FpDiscoveryParams p{};
+    p.q = q.data;
+    p.kbar = base + l.kbar;
+    p.qbar = spec_.pooled_queries ? base + l.qbar : nullptr;
+    p.counts = mask.counts;
+    p.ids = mask.ids;
+    p.kept_counter = reinterpret_cast<fp_u64 *>(params.kept_counter);
+    p.debug_scores = nullptr;
+    p.q_batch_stride = q.strides[0];
+    p.q_seq_stride = q.strides[1];
+    p.q_head_stride = q.strides[2];
+    p.batch = int(problem.batch);
+    p.seq_q = p.seq_k = int(problem.seqLen);
+    p.num_q_heads = spec_.num_q_heads;
+    p.num_kv_heads = spec_.num_kv_heads;
+    p.num_blocks = int(problem.numBlocks);
+    p.scale = scaleOf(params);
+    p.alpha = params.alpha;
+    p.sink = params.sink;
+    p.window = params.window;
+    p.last_n = params.last_n;
+    p.min_budget = params.min_budget;
+    p.threshold_kind = params.threshold_kind;
+    p.score_query = spec_.pooled_queries ? FP_SCORE_POOLED_QUERIES
+                                         : FP_SCORE_FULL_QUERIES;
+    const Kernel &discovery = kernels_.at("discovery");
+    long smem = discovery.facts.smemBase +
+                discovery.facts.smemPerKeyBlock * problem.numBlocks;
+    return launch("discovery", unsigned(problem.numBlocks),
+                  unsigned(spec_.num_q_heads), unsigned(problem.batch), smem,
+                  &p, stream);
+  }
+
+  Status runAttend(const Problem &problem, const fp_tensor_t &q,
+                   const fp_tensor_t &k, const fp_tensor_t &v,
+                   const fp_mask_t &mask, const fp_tensor_t &out,
+                   const fp_params_t &params, void *stream) const override {
+    FP_RETURN_IF_ERROR(bindContext());
+    FpAttentionParams p{};
+    p.q = q.data;
+    p.k = k.data;
+    p.v = v.data;
+    p.o = out.data;
+    p.lse = params.lse;
+    p.counts = mask.counts;
+    p.ids = mask.ids;
+    p.q_batch_stride = q.strides[0];
+    p.q_seq_stride = q.strides[1];
+    p.q_head_stride = q.strides[2];
+    p.k_batch_stride = k.strides[0];
+    p.k_seq_stride = k.strides[1];
+    p.k_head_stride = k.strides[2];
+    p.v_batch_stride = v.strides[0];
+    p.v_seq_stride = v.strides[1];
+    p.v_head_stride = v.strides[2];
+    p.o_batch_stride = out.strides[0];
+    p.o_seq_stride = out.strides[1];
+    p.o_head_stride = out.strides[2];
+    p.batch = int(problem.batch);
+    p.seq_q = p.seq_k = int(problem.seqLen);
+    p.num_q_heads = spec_.num_q_heads;
+    p.num_kv_heads = spec_.num_kv_heads;
+    p.num_blocks = int(problem.numBlocks);
+    p.scale = scaleOf(params);
+    unsigned tiles =
+        unsigned((problem.seqLen + attentionBlockM_ - 1) / attentionBlockM_);
+    return launch("attention", tiles, unsigned(spec_.num_q_heads),
+                  unsigned(problem.batch), kernels_.at("attention").facts.smemBase,
+                  &p, stream);
+  }
+
+  const rt::CudaDriver *driver_ = nullptr;
+  CUcontext context_ = nullptr;
+  rt::Module module_;
+  std::map<std::string, Kernel> kernels_; ///< by launch role
+  int attentionBlockM_ = 0;
+};
+
+} // namespace
+
+StatusOr<std::unique_ptr<Plan>> createCudaPlan(const fp_plan_spec_t &spec) {
+  auto plan = std::make_unique<CudaPlan>(spec);
+  FP_RETURN_IF_ERROR(plan->initialize());
+  return std::unique_ptr<Plan>(std::move(plan));
+}
+
+} // namespace fp

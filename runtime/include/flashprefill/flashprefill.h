@@ -1,0 +1,159 @@
+/*===- flashprefill/flashprefill.h - The C API -------------------*- C -*-===*
+ *
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * Block-sparse causal prefill attention for engines. Usage:
+ *
+ *   fp_plan_spec_t spec; fp_plan_spec_init(&spec);
+ *   spec.num_q_heads = 32; spec.num_kv_heads = 8; spec.max_seq_len = 65536;
+ *   fp_plan_t *plan; fp_plan_create(&spec, &plan);       // JIT + cache
+ *   size_t bytes = fp_plan_workspace_bytes(plan, batch, seq_len);
+ *   fp_params_t params; fp_params_init(&params);          // shared defaults
+ *   fp_prefill(plan, &q, &k, &v, &out, &params, workspace, bytes, stream);
+ *   fp_plan_destroy(plan);
+ *
+ * Rules:
+ *  - Every call returns FP_OK or an error code; fp_last_error() (per
+ *    thread) names the argument and the expected value. On error nothing is
+ *    written to outputs.
+ *  - GPU plans take device pointers and a CUstream (NULL: the legacy default
+ *    stream); calls only enqueue work: no allocation, no synchronization, so
+ *    they can be captured in CUDA graphs. CPU plans (device = FP_DEVICE_CPU)
+ *    take host pointers, run the reference synchronously and ignore stream.
+ *  - Tensors are [b, s, h, d] with element strides; the last dimension must
+ *    be contiguous. On the GPU the data pointers must be 16-byte aligned and
+ *    the batch, seq and head strides multiples of 8 elements (16 bytes).
+ *    Packed QKV layouts (q, k, v views into one buffer) are fine.
+ *  - A plan belongs to one device; its entry points may be called from
+ *    several threads at once (a plan is immutable after creation).
+ *
+ *===----------------------------------------------------------------------===*/
+#ifndef FLASHPREFILL_FLASHPREFILL_H
+#define FLASHPREFILL_FLASHPREFILL_H
+
+#include "flashprefill/defaults.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FP_API_VERSION 1
+
+/* Status codes (the values of fp::StatusCode). */
+typedef enum fp_status {
+  FP_OK = 0,
+  FP_ERROR_INVALID_ARGUMENT = 1,
+  FP_ERROR_UNSUPPORTED = 2,
+  FP_ERROR_NOT_FOUND = 3,
+  FP_ERROR_COMPILE = 4,
+  FP_ERROR_CUDA = 5,
+  FP_ERROR_NO_DEVICE = 6,
+  FP_ERROR_IO = 7,
+  FP_ERROR_INTERNAL = 8
+} fp_status_t;
+
+typedef enum fp_dtype { FP_DTYPE_BF16 = 0, FP_DTYPE_F16 = 1 } fp_dtype_t;
+
+/* fp_plan_spec_t.device value selecting the CPU reference backend. */
+#define FP_DEVICE_CPU (-1)
+
+/* Compile-time facts of a plan; fp_plan_spec_init() sets the defaults. */
+typedef struct fp_plan_spec {
+  size_t struct_size; /* sizeof(fp_plan_spec_t) */
+  fp_dtype_t dtype;   /* FP_DTYPE_BF16 */
+  int32_t head_dim;   /* 128; 64, 128 or 256 on the GPU */
+  int32_t head_dim_v; /* 0 = head_dim (d_v != d is not supported yet) */
+  int32_t num_q_heads, num_kv_heads; /* 32, 8 */
+  int32_t block_size;                /* FP_DEFAULT_BLOCK_SIZE */
+  int32_t causal;                    /* 1 (only causal is supported) */
+  int32_t pooled_queries;            /* 0: score with every query row */
+  int64_t max_batch;                 /* 1 */
+  int64_t max_seq_len;               /* required, > 0 */
+  int32_t device;                    /* CUDA ordinal 0, or FP_DEVICE_CPU */
+  uint64_t max_workspace_bytes;      /* 0: no limit */
+} fp_plan_spec_t;
+
+/* Runtime parameters; fp_params_init() sets the shared defaults. */
+typedef struct fp_params {
+  size_t struct_size; /* sizeof(fp_params_t): fields are only ever appended */
+  float alpha;        /* FP_DEFAULT_ALPHA, in [0, 1] */
+  int32_t sink;       /* FP_DEFAULT_SINK */
+  int32_t window;     /* FP_DEFAULT_WINDOW, >= 1 */
+  int32_t last_n;     /* FP_DEFAULT_LAST_N */
+  int32_t min_budget; /* FP_DEFAULT_MIN_BUDGET */
+  int32_t threshold_kind; /* 0 relative_max (default), 1 min_max */
+  float scale;            /* <= 0: 1 / sqrt(head_dim) */
+  float *lse;             /* optional [b, h_q, s_q] fp32 natural log */
+  unsigned long long *kept_counter; /* optional; += kept blocks (device ptr
+                                       on the GPU) */
+  /* Reserved for variable-length batches; must be NULL / 0 for now. */
+  const int32_t *cu_seqlens_q;
+  const int32_t *cu_seqlens_k;
+  int64_t max_seqlen_q, max_seqlen_k;
+} fp_params_t;
+
+/* A [b, s, h, d] tensor view: element strides, strides[3] must be 1. */
+typedef struct fp_tensor {
+  void *data;
+  int64_t shape[4];
+  int64_t strides[4];
+} fp_tensor_t;
+
+/* The padded-rows block mask: counts [b, h_q, nb], ascending ids
+ * [b, h_q, nb, nb]; kept block j of query block I needs causal masking iff
+ * j == I. */
+typedef struct fp_mask {
+  int32_t *counts;
+  int32_t *ids;
+  int64_t batch, heads, num_blocks;
+} fp_mask_t;
+
+typedef struct fp_plan fp_plan_t;
+
+void fp_plan_spec_init(fp_plan_spec_t *spec);
+void fp_params_init(fp_params_t *params);
+
+/* Compiles (or fetches from the kernel cache) every kernel of `spec`. */
+fp_status_t fp_plan_create(const fp_plan_spec_t *spec, fp_plan_t **plan);
+void fp_plan_destroy(fp_plan_t *plan);
+
+/* Workspace bytes fp_prefill needs for (batch, seq_len) (pooled keys, pooled
+ * queries, mask); 0 with fp_last_error() set when the request exceeds the
+ * plan. fp_select needs fp_plan_select_workspace_bytes (no mask). */
+size_t fp_plan_workspace_bytes(const fp_plan_t *plan, int64_t batch,
+                               int64_t seq_len);
+size_t fp_plan_select_workspace_bytes(const fp_plan_t *plan, int64_t batch,
+                                      int64_t seq_len);
+/* Bytes of the mask alone (counts + ids), for callers that keep it. */
+size_t fp_plan_mask_bytes(const fp_plan_t *plan, int64_t batch,
+                          int64_t seq_len);
+
+/* Finds the kept blocks: writes `mask`. */
+fp_status_t fp_select(const fp_plan_t *plan, const fp_tensor_t *q,
+                      const fp_tensor_t *k, const fp_params_t *params,
+                      fp_mask_t *mask, void *workspace,
+                      size_t workspace_bytes, void *stream);
+/* Attention over the kept blocks of `mask`: writes `out` (and params->lse). */
+fp_status_t fp_attend(const fp_plan_t *plan, const fp_tensor_t *q,
+                      const fp_tensor_t *k, const fp_tensor_t *v,
+                      const fp_mask_t *mask, fp_tensor_t *out,
+                      const fp_params_t *params, void *stream);
+/* fp_select then fp_attend, the mask living in the workspace. */
+fp_status_t fp_prefill(const fp_plan_t *plan, const fp_tensor_t *q,
+                       const fp_tensor_t *k, const fp_tensor_t *v,
+                       fp_tensor_t *out, const fp_params_t *params,
+                       void *workspace, size_t workspace_bytes, void *stream);
+
+/* The message of the calling thread's last error ("" after success). */
+const char *fp_last_error(void);
+/* "ok", "invalid argument", ... */
+const char *fp_status_name(fp_status_t status);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* FLASHPREFILL_FLASHPREFILL_H */

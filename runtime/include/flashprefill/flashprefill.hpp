@@ -1,0 +1,107 @@
+//===- flashprefill/flashprefill.hpp - The C++ API --------------*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+// The C++ face of the runtime; it takes the same structs as the C API
+// (flashprefill.h), so both document one contract, and returns fp::Status
+// instead of codes. See flashprefill.h for the rules (streams, alignment,
+// threads).
+//
+//===----------------------------------------------------------------------===//
+#ifndef FLASHPREFILL_FLASHPREFILL_HPP
+#define FLASHPREFILL_FLASHPREFILL_HPP
+
+#include "flashprefill/flashprefill.h"
+#include "flashprefill/status.h"
+
+#include <memory>
+#include <string>
+
+namespace fp {
+
+/// How a plan came to be, for logs and the README's JIT numbers.
+struct PlanInfo {
+  std::string device;       ///< "NVIDIA H100 80GB HBM3" or "CPU (reference)"
+  std::string arch;         ///< "sm_90a", or "" on the CPU
+  std::string kernelOrigin; ///< "compiled", "memory cache", "disk cache"
+  double codegenSeconds = 0, compileSeconds = 0, totalSeconds = 0;
+};
+
+/// Compiled kernels for one spec on one device (or the CPU reference).
+/// Immutable after create(): every method may be called concurrently.
+class Plan {
+public:
+  /// Validates `spec`, then generates, compiles (or fetches from the kernel
+  /// cache) and loads every kernel. Errors name the spec field.
+  static StatusOr<std::unique_ptr<Plan>> create(const fp_plan_spec_t &spec);
+  virtual ~Plan();
+
+  const fp_plan_spec_t &spec() const { return spec_; }
+  const PlanInfo &info() const { return info_; }
+
+  /// Workspace of prefill(): pooled keys (and queries) plus the mask.
+  StatusOr<size_t> workspaceBytes(int64_t batch, int64_t seqLen) const;
+  /// Workspace of select(): pooled keys (and queries).
+  StatusOr<size_t> selectWorkspaceBytes(int64_t batch, int64_t seqLen) const;
+  /// Bytes of a mask (counts + ids).
+  StatusOr<size_t> maskBytes(int64_t batch, int64_t seqLen) const;
+
+  Status select(const fp_tensor_t *q, const fp_tensor_t *k,
+                const fp_params_t *params, const fp_mask_t *mask,
+                void *workspace, size_t workspaceBytes, void *stream) const;
+  Status attend(const fp_tensor_t *q, const fp_tensor_t *k,
+                const fp_tensor_t *v, const fp_mask_t *mask,
+                const fp_tensor_t *out, const fp_params_t *params,
+                void *stream) const;
+  Status prefill(const fp_tensor_t *q, const fp_tensor_t *k,
+                 const fp_tensor_t *v, const fp_tensor_t *out,
+                 const fp_params_t *params, void *workspace,
+                 size_t workspaceBytes, void *stream) const;
+
+protected:
+  /// A validated problem: shapes agree with the plan and each other.
+  struct Problem {
+    int64_t batch, seqLen, numBlocks;
+  };
+  /// Byte offsets of the workspace regions (256-byte aligned).
+  struct WorkspaceLayout {
+    size_t kbar, qbar, counts, ids, selectBytes, totalBytes;
+  };
+
+  explicit Plan(const fp_plan_spec_t &spec) : spec_(spec) {}
+  WorkspaceLayout layout(int64_t batch, int64_t seqLen) const;
+  /// The backend: called after every argument was validated.
+  virtual Status runSelect(const Problem &problem, const fp_tensor_t &q,
+                           const fp_tensor_t &k, const fp_params_t &params,
+                           const fp_mask_t &mask, void *workspace,
+                           void *stream) const = 0;
+  virtual Status runAttend(const Problem &problem, const fp_tensor_t &q,
+                           const fp_tensor_t &k, const fp_tensor_t &v,
+                           const fp_mask_t &mask, const fp_tensor_t &out,
+                           const fp_params_t &params, void *stream) const = 0;
+  /// Whether tensors are device memory (alignment rules apply).
+  virtual bool onDevice() const = 0;
+
+  fp_plan_spec_t spec_;
+  PlanInfo info_;
+
+private:
+  StatusOr<Problem> validateTokens(const fp_tensor_t *q, const fp_tensor_t *k,
+                                   const fp_tensor_t *v,
+                                   const fp_tensor_t *out) const;
+  Status validateTensor(const fp_tensor_t *t, const char *name,
+                        int64_t batch, int64_t seqLen, int64_t heads,
+                        const char *headsName) const;
+  Status validateMask(const fp_mask_t *mask, const Problem &problem) const;
+  Status validateWorkspace(const void *workspace, size_t bytes,
+                           size_t required, const Problem &problem) const;
+};
+
+/// Checks a params struct (struct_size, ranges, reserved fields).
+Status validateParams(const fp_params_t *params);
+/// Checks a plan spec; `onDevice` adds the GPU codegen limits.
+Status validatePlanSpec(const fp_plan_spec_t &spec);
+
+} // namespace fp
+
+#endif // FLASHPREFILL_FLASHPREFILL_HPP
