@@ -39,17 +39,30 @@ llvm::ArrayRef<int64_t> mlir::fp::supportedBlockSizes() {
 
 PoolTile mlir::fp::defaultPoolTile(const KernelKey &) { return {128}; }
 
+// Defaults per (head dim, block size), the same for bf16 and f16 and for
+// sm_80 and sm_90a: every one compiles without spills for both archs and
+// fits the sm_80 opt-in shared memory (table in runtime/device/fp/kernels.cuh,
+// checked by unittests/Compiler/KernelCompileTest.cpp).
+//
+//   d    B   | discovery chunk warps | attention BlockM BlockN warps stages
+//   64   64  | 64    4               | 64     64     4     2
+//   64   128 | 64    4               | 128    64     4     2
+//   128  64  | 64    4               | 64     64     4     2
+//   128  128 | 64    4               | 128    64     8     2
+//   256  64  | 32    4               | 64     32     4     2
+//   256  128 | 32    4               | 128    32     8     2
 DiscoveryTile mlir::fp::defaultDiscoveryTile(const KernelKey &key) {
-  // One warp per 16 query rows of the block.
-  return {64, key.blockSize / 16};
+  // Half-size kbar chunks at d = 256 keep the double buffer small.
+  return {key.headDim >= 256 ? 32 : 64, 4};
 }
 
 AttentionTile mlir::fp::defaultAttentionTile(const KernelKey &key) {
-  // FlashAttention-2's choices: 128 query rows per CTA (64 at d = 256, where
-  // K/V tiles would not fit twice), 4 warps, double-buffered K/V.
-  int64_t blockM = std::min<int64_t>(key.headDim >= 256 ? 64 : 128,
-                                     key.blockSize);
-  return {blockM, 64, 4, 2};
+  // One CTA per query block; at d >= 128 a 128-row tile needs 8 warps
+  // (16 rows each) to hold its accumulators in registers without spills.
+  int64_t blockM = key.blockSize;
+  int64_t blockN = key.headDim >= 256 ? 32 : 64;
+  int64_t warps = (blockM >= 128 && key.headDim >= 128) ? 8 : 4;
+  return {blockM, blockN, warps, 2};
 }
 
 int64_t mlir::fp::discoverySmemBaseBytes(const KernelKey &key,

@@ -82,8 +82,8 @@ func.func @d256_b64_bf16(%q: tensor<?x?x16x256xbf16>, %k: tensor<?x?x2x256xbf16>
 // CHECK: void fp_block_pool_f16_d256_b128_t128(FpPoolParams
 // CHECK: void fp_pattern_discovery_f16_d256_b128_
 // CHECK-NEXT: fp::dev::pattern_discovery<__half, 256, 128,
-// CHECK: void fp_masked_attention_f16_d256_b128_m64
-// CHECK-NEXT: fp::dev::masked_attention<__half, 256, 128, 64,
+// CHECK: void fp_masked_attention_f16_d256_b128_m128
+// CHECK-NEXT: fp::dev::masked_attention<__half, 256, 128, 128,
 func.func @d256_b128_f16(%q: tensor<?x?x8x256xf16>, %k: tensor<?x?x8x256xf16>, %v: tensor<?x?x8x256xf16>)
     -> (tensor<?x?x8x256xf16>, tensor<?x8x?xf32>) {
   %o, %l = fp.prefill %q, %k, %v {threshold = #fp.threshold<>}

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <ostream>
 #include <tuple>
 
 namespace {
@@ -25,6 +26,12 @@ struct CompileCase {
   const char *dtype;
   const char *arch;
 };
+
+/// Readable parameter in failure messages.
+void PrintTo(const CompileCase &c, std::ostream *os) {
+  *os << "d" << c.headDim << " B" << c.blockSize << " " << c.dtype << " "
+      << c.arch;
+}
 
 std::string caseName(const testing::TestParamInfo<CompileCase> &info) {
   const CompileCase &c = info.param;

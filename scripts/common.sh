@@ -1,0 +1,37 @@
+# Shared by scripts/main.sh and scripts/test.sh: dependencies and the build.
+# Sourced, not run. Honors FP_BUILD_DIR (default: build).
+set -euo pipefail
+
+FP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+FP_BUILD_DIR=${FP_BUILD_DIR:-$FP_ROOT/build}
+FP_APT_PACKAGES=(cmake ninja-build g++ ccache libgtest-dev libzstd-dev
+  libmlir-22-dev mlir-22-tools llvm-22-dev llvm-22-tools)
+
+# Installs the Debian packages that are missing (quietly; nothing to do on a
+# second run). The CUDA 13 toolkit is expected in /usr/local/cuda.
+fp_install_dependencies() {
+  local missing=()
+  for pkg in "${FP_APT_PACKAGES[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  if ((${#missing[@]})); then
+    echo "== installing: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+      --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  if [ ! -e /usr/local/cuda/include/cuda.h ] && ! command -v nvcc >/dev/null; then
+    echo "error: the CUDA 13 toolkit (headers, NVRTC) is required in /usr/local/cuda" >&2
+    exit 1
+  fi
+}
+
+# Configures and builds everything (Release, Ninja, ccache when present).
+fp_build() {
+  echo "== building in $FP_BUILD_DIR"
+  cmake -S "$FP_ROOT" -B "$FP_BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DCUDAToolkit_ROOT=/usr/local/cuda >/dev/null
+  cmake --build "$FP_BUILD_DIR" -j "$(nproc)"
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# README command (1): install dependencies, build, run the main job.
+# With a prebuilt build folder (e.g. carried to a GPU machine without MLIR)
+# it skips installing and building.
+source "$(dirname "$0")/common.sh"
+
+if [ -x "$FP_BUILD_DIR/bin/fp-opt" ] && [ -z "${FP_REBUILD:-}" ]; then
+  echo "== using the prebuilt $FP_BUILD_DIR (FP_REBUILD=1 rebuilds)"
+else
+  fp_install_dependencies
+  fp_build
+fi
+
+cd "$FP_ROOT"
+echo "== fp-opt examples/prefill.mlir (parse, verify, print)"
+"$FP_BUILD_DIR/bin/fp-opt" examples/prefill.mlir
+echo "== the compile pipeline for sm_90a: CUDA source, then PTX through NVRTC"
+"$FP_BUILD_DIR/bin/fp-opt" examples/prefill.mlir \
+  --fp-compile-pipeline="arch=sm_90a" --fp-emit=cuda | head -n 12
+"$FP_BUILD_DIR/bin/fp-opt" examples/prefill.mlir \
+  --fp-compile-pipeline="arch=sm_90a" --fp-emit=ptx -o "$FP_BUILD_DIR/prefill.ptx"
+echo "   wrote $FP_BUILD_DIR/prefill.ptx ($(wc -c <"$FP_BUILD_DIR/prefill.ptx") bytes)"
+echo "== prefill on the GPU vs the CPU oracle (skipped without a GPU)"
+"$FP_BUILD_DIR/bin/FPGpuTests" --gtest_brief=1
