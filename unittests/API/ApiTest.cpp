@@ -1,0 +1,380 @@
+//===- ApiTest.cpp - The public API with the CPU backend --------*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+// Round trips through the C API against the reference, and the bad-input
+// table: every invalid argument gives a code and a message naming the
+// argument and the expected value, and leaves the outputs untouched.
+//
+//===----------------------------------------------------------------------===//
+#include "flashprefill/flashprefill.h"
+#include "flashprefill/flashprefill.hpp"
+#include "flashprefill/reference.h"
+#include "flashprefill/structured_inputs.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <thread>
+
+namespace {
+
+constexpr int64_t kBatch = 2, kSeq = 300, kQHeads = 4, kKvHeads = 2,
+                  kDim = 64, kBlock = 64, kBlocks = 5;
+
+fp_tensor_t tensorOf(std::vector<uint16_t> &data, int64_t heads) {
+  return {data.data(),
+          {kBatch, kSeq, heads, kDim},
+          {kSeq * heads * kDim, heads * kDim, kDim, 1}};
+}
+
+/// A CPU plan and valid arguments; each test breaks one thing.
+class ApiTest : public testing::Test {
+protected:
+  void SetUp() override {
+    fp_plan_spec_init(&spec);
+    spec.device = FP_DEVICE_CPU;
+    spec.head_dim = kDim;
+    spec.num_q_heads = kQHeads;
+    spec.num_kv_heads = kKvHeads;
+    spec.block_size = kBlock;
+    spec.max_batch = kBatch;
+    spec.max_seq_len = 512;
+    ASSERT_EQ(fp_plan_create(&spec, &plan), FP_OK) << fp_last_error();
+
+    fp::testing::StructuredConfig config;
+    config.batch = kBatch;
+    config.seqLen = kSeq;
+    config.numQHeads = kQHeads;
+    config.numKvHeads = kKvHeads;
+    config.headDim = kDim;
+    config.blockSize = kBlock;
+    inputs = fp::testing::makeStructuredInputs(config);
+    outData.assign(inputs.q.size(), 0x7777);
+    q = tensorOf(inputs.q, kQHeads);
+    k = tensorOf(inputs.k, kKvHeads);
+    v = tensorOf(inputs.v, kKvHeads);
+    out = tensorOf(outData, kQHeads);
+    fp_params_init(&params);
+    workspaceBytes = fp_plan_workspace_bytes(plan, kBatch, kSeq);
+    workspace.assign(workspaceBytes, 0);
+    counts.assign(kBatch * kQHeads * kBlocks, -7);
+    ids.assign(kBatch * kQHeads * kBlocks * kBlocks, -7);
+    mask = {counts.data(), ids.data(), kBatch, kQHeads, kBlocks};
+  }
+  void TearDown() override { fp_plan_destroy(plan); }
+
+  fp_status_t prefill() {
+    return fp_prefill(plan, &q, &k, &v, &out, &params, workspace.data(),
+                      workspaceBytes, nullptr);
+  }
+  /// Expects `status` to be `code` with `message` in fp_last_error(), and
+  /// the output still holding its fill pattern.
+  void expectRejected(fp_status_t status, fp_status_t code,
+                      const std::string &message) {
+    EXPECT_EQ(status, code) << fp_last_error();
+    EXPECT_NE(std::string(fp_last_error()).find(message), std::string::npos)
+        << "message: " << fp_last_error();
+    for (uint16_t x : outData)
+      ASSERT_EQ(x, 0x7777) << "output written despite the error";
+  }
+
+  fp_plan_spec_t spec;
+  fp_plan_t *plan = nullptr;
+  fp::testing::StructuredInputs inputs;
+  std::vector<uint16_t> outData;
+  fp_tensor_t q, k, v, out;
+  fp_params_t params;
+  size_t workspaceBytes = 0;
+  std::vector<char> workspace;
+  std::vector<int32_t> counts, ids;
+  fp_mask_t mask;
+};
+
+// fp_prefill on the CPU backend equals the reference's prefill bit for bit,
+// and select + attend equals prefill.
+TEST_F(ApiTest, PrefillMatchesReference) {
+  std::vector<float> lse(kBatch * kQHeads * kSeq);
+  params.lse = lse.data();
+  ASSERT_EQ(prefill(), FP_OK) << fp_last_error();
+  fp::ref::TensorView qv{inputs.q.data(), fp::DType::kBF16, kBatch, kSeq,
+                         kQHeads, kDim, q.strides[0], q.strides[1], kDim};
+  fp::ref::TensorView kv{inputs.k.data(), fp::DType::kBF16, kBatch, kSeq,
+                         kKvHeads, kDim, k.strides[0], k.strides[1], kDim};
+  fp::ref::TensorView vv{inputs.v.data(), fp::DType::kBF16, kBatch, kSeq,
+                         kKvHeads, kDim, v.strides[0], v.strides[1], kDim};
+  fp::ref::Options options;
+  options.blockSize = kBlock;
+  auto reference = fp::ref::prefill(qv, kv, vv, options);
+  ASSERT_TRUE(reference.isOk());
+  EXPECT_EQ(outData, reference->attention.out.storage());
+  EXPECT_EQ(lse, reference->attention.lse);
+
+  std::vector<uint16_t> separate(outData.size(), 0);
+  fp_tensor_t out2 = tensorOf(separate, kQHeads);
+  size_t selectBytes = fp_plan_select_workspace_bytes(plan, kBatch, kSeq);
+  unsigned long long kept = 0;
+  params.kept_counter = &kept;
+  ASSERT_EQ(fp_select(plan, &q, &k, &params, &mask, workspace.data(),
+                      selectBytes, nullptr),
+            FP_OK)
+      << fp_last_error();
+  EXPECT_EQ(int64_t(kept), reference->mask.keptBlocks());
+  EXPECT_EQ(counts, reference->mask.counts);
+  ASSERT_EQ(fp_attend(plan, &q, &k, &v, &mask, &out2, &params, nullptr),
+            FP_OK)
+      << fp_last_error();
+  EXPECT_EQ(separate, outData);
+}
+
+// Strided views into one packed QKV buffer work like separate tensors.
+TEST_F(ApiTest, PackedQkvLayoutWorks) {
+  ASSERT_EQ(prefill(), FP_OK);
+  const int64_t heads = kQHeads + 2 * kKvHeads, row = heads * kDim;
+  std::vector<uint16_t> packed(kBatch * kSeq * row);
+  for (int64_t b = 0; b < kBatch; ++b)
+    for (int64_t s = 0; s < kSeq; ++s) {
+      uint16_t *dst = &packed[(b * kSeq + s) * row];
+      std::memcpy(dst, &inputs.q[((b * kSeq + s) * kQHeads) * kDim],
+                  kQHeads * kDim * 2);
+      std::memcpy(dst + kQHeads * kDim,
+                  &inputs.k[((b * kSeq + s) * kKvHeads) * kDim],
+                  kKvHeads * kDim * 2);
+      std::memcpy(dst + (kQHeads + kKvHeads) * kDim,
+                  &inputs.v[((b * kSeq + s) * kKvHeads) * kDim],
+                  kKvHeads * kDim * 2);
+    }
+  int64_t strides[4] = {kSeq * row, row, kDim, 1};
+  fp_tensor_t pq{packed.data(), {kBatch, kSeq, kQHeads, kDim}, {}};
+  fp_tensor_t pk{packed.data() + kQHeads * kDim,
+                 {kBatch, kSeq, kKvHeads, kDim}, {}};
+  fp_tensor_t pv{packed.data() + (kQHeads + kKvHeads) * kDim,
+                 {kBatch, kSeq, kKvHeads, kDim}, {}};
+  for (fp_tensor_t *t : {&pq, &pk, &pv})
+    std::memcpy(t->strides, strides, sizeof(strides));
+  std::vector<uint16_t> packedOut(outData.size(), 0);
+  fp_tensor_t po = tensorOf(packedOut, kQHeads);
+  ASSERT_EQ(fp_prefill(plan, &pq, &pk, &pv, &po, &params, workspace.data(),
+                       workspaceBytes, nullptr),
+            FP_OK)
+      << fp_last_error();
+  EXPECT_EQ(packedOut, outData);
+}
+
+//===----------------------------------------------------------------------===//
+// The bad-input table (README)
+//===----------------------------------------------------------------------===//
+
+// Null plan, tensors, params and workspace are named.
+TEST_F(ApiTest, NullArgumentsAreNamed) {
+  expectRejected(fp_prefill(nullptr, &q, &k, &v, &out, &params,
+                            workspace.data(), workspaceBytes, nullptr),
+                 FP_ERROR_INVALID_ARGUMENT, "plan: expected a plan");
+  expectRejected(fp_prefill(plan, nullptr, &k, &v, &out, &params,
+                            workspace.data(), workspaceBytes, nullptr),
+                 FP_ERROR_INVALID_ARGUMENT, "q: expected a tensor, got NULL");
+  expectRejected(fp_prefill(plan, &q, &k, &v, nullptr, &params,
+                            workspace.data(), workspaceBytes, nullptr),
+                 FP_ERROR_INVALID_ARGUMENT, "out: expected a tensor");
+  expectRejected(fp_prefill(plan, &q, &k, &v, &out, nullptr,
+                            workspace.data(), workspaceBytes, nullptr),
+                 FP_ERROR_INVALID_ARGUMENT, "params: expected a pointer");
+  expectRejected(fp_prefill(plan, &q, &k, &v, &out, &params, nullptr,
+                            workspaceBytes, nullptr),
+                 FP_ERROR_INVALID_ARGUMENT, "workspace: expected a pointer");
+  k.data = nullptr;
+  expectRejected(prefill(), FP_ERROR_INVALID_ARGUMENT,
+                 "k.data: expected a pointer, got NULL");
+}
+
+// Shapes that disagree with the plan or with each other are named.
+TEST_F(ApiTest, ShapeMismatchesAreNamed) {
+  q.shape[2] = 8;
+  expectRejected(prefill(), FP_ERROR_INVALID_ARGUMENT,
+                 "q.shape[2] (heads): expected 4, got 8");
+  q.shape[2] = kQHeads;
+  v.shape[3] = 32;
+  expectRejected(prefill(), FP_ERROR_INVALID_ARGUMENT,
+                 "v.shape[3] (head_dim): expected 64, got 32");
+  v.shape[3] = kDim;
+  out.shape[0] = 1;
+  expectRejected(prefill(), FP_ERROR_INVALID_ARGUMENT,
+                 "out.shape[0] (batch): expected 2, got 1");
+  out.shape[0] = kBatch;
+  k.strides[3] = 2;
+  expectRejected(prefill(), FP_ERROR_INVALID_ARGUMENT,
+                 "k.strides[3]: expected 1");
+}
+
+// Zero lengths, lengths above the plan and batches above it are rejected.
+TEST_F(ApiTest, LengthsOutsideThePlanAreRejected) {
+  for (fp_tensor_t *t : {&q, &k, &v, &out})
+    t->shape[1] = 0;
+  expectRejected(prefill(), FP_ERROR_INVALID_ARGUMENT,
+                 "seq_len: expected 1..512 (the plan's max_seq_len), got 0");
+  for (fp_tensor_t *t : {&q, &k, &v, &out})
+    t->shape[1] = 600;
+  expectRejected(prefill(), FP_ERROR_INVALID_ARGUMENT, "got 600");
+  for (fp_tensor_t *t : {&q, &k, &v, &out})
+    t->shape[1] = kSeq, t->shape[0] = 3;
+  expectRejected(prefill(), FP_ERROR_INVALID_ARGUMENT,
+                 "batch: expected 1..2 (the plan's max_batch), got 3");
+}
+
+// s_q != s_k is a valid request the library does not implement yet.
+TEST_F(ApiTest, DifferentQueryAndKeyLengthsAreUnsupported) {
+  k.shape[1] = v.shape[1] = 250;
+  expectRejected(prefill(), FP_ERROR_UNSUPPORTED,
+                 "k.shape[1] (s_k): s_q != s_k is not supported yet; "
+                 "expected 300");
+}
+
+// Runtime parameters outside their ranges are named.
+TEST_F(ApiTest, BadParamsAreNamed) {
+  params.alpha = 1.5f;
+  expectRejected(prefill(), FP_ERROR_INVALID_ARGUMENT,
+                 "params.alpha: expected a value in [0, 1]");
+  fp_params_init(&params);
+  params.window = 0;
+  expectRejected(prefill(), FP_ERROR_INVALID_ARGUMENT,
+                 "params.window: expected >= 1");
+  fp_params_init(&params);
+  params.sink = -1;
+  expectRejected(prefill(), FP_ERROR_INVALID_ARGUMENT,
+                 "params.sink: expected >= 0");
+  fp_params_init(&params);
+  params.threshold_kind = 5;
+  expectRejected(prefill(), FP_ERROR_INVALID_ARGUMENT,
+                 "params.threshold_kind: expected 0 (relative_max) or 1");
+  fp_params_init(&params);
+  params.struct_size = 0;
+  expectRejected(prefill(), FP_ERROR_INVALID_ARGUMENT,
+                 "params.struct_size: expected >= ");
+  fp_params_init(&params);
+  int32_t cu[3] = {0, 100, 300};
+  params.cu_seqlens_q = cu;
+  expectRejected(prefill(), FP_ERROR_UNSUPPORTED,
+                 "variable-length batches are not supported yet");
+}
+
+// A workspace smaller than fp_plan_workspace_bytes is rejected.
+TEST_F(ApiTest, SmallWorkspaceIsRejected) {
+  expectRejected(fp_prefill(plan, &q, &k, &v, &out, &params,
+                            workspace.data(), workspaceBytes - 1, nullptr),
+                 FP_ERROR_INVALID_ARGUMENT,
+                 "workspace_bytes: expected >= " +
+                     std::to_string(workspaceBytes));
+}
+
+// A mask whose shape does not match the problem is named.
+TEST_F(ApiTest, MismatchedMaskIsNamed) {
+  mask.num_blocks = 4;
+  expectRejected(
+      fp_attend(plan, &q, &k, &v, &mask, &out, &params, nullptr),
+      FP_ERROR_INVALID_ARGUMENT,
+      "mask.num_blocks: expected 5 (ceil(300 / 64)), got 4");
+  mask.num_blocks = kBlocks;
+  mask.heads = 2;
+  expectRejected(fp_attend(plan, &q, &k, &v, &mask, &out, &params, nullptr),
+                 FP_ERROR_INVALID_ARGUMENT, "mask.heads: expected 4");
+}
+
+// A mask with out-of-range ids is rejected before it is read.
+TEST_F(ApiTest, CorruptMaskContentIsRejected) {
+  size_t selectBytes = fp_plan_select_workspace_bytes(plan, kBatch, kSeq);
+  ASSERT_EQ(fp_select(plan, &q, &k, &params, &mask, workspace.data(),
+                      selectBytes, nullptr),
+            FP_OK);
+  ids[0] = 99;
+  EXPECT_NE(fp_attend(plan, &q, &k, &v, &mask, &out, &params, nullptr),
+            FP_OK);
+  for (uint16_t x : outData)
+    ASSERT_EQ(x, 0x7777);
+}
+
+// Bad plan specs are named; valid requests codegen lacks are "unsupported".
+TEST(ApiSpecTest, BadSpecsAreNamed) {
+  auto create = [](auto edit) {
+    fp_plan_spec_t spec;
+    fp_plan_spec_init(&spec);
+    spec.device = FP_DEVICE_CPU;
+    spec.max_seq_len = 1024;
+    edit(spec);
+    fp_plan_t *plan = nullptr;
+    fp_status_t status = fp_plan_create(&spec, &plan);
+    // On error no plan is returned.
+    EXPECT_EQ(status == FP_OK, plan != nullptr);
+    fp_plan_destroy(plan);
+    return std::make_pair(status, std::string(fp_last_error()));
+  };
+  auto [s1, m1] = create([](fp_plan_spec_t &s) { s.head_dim = 72; });
+  EXPECT_EQ(s1, FP_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(m1.find("spec.head_dim: expected a multiple of 16"),
+            std::string::npos);
+  auto [s2, m2] = create([](fp_plan_spec_t &s) { s.num_q_heads = 6; });
+  EXPECT_NE(m2.find("spec.num_q_heads: expected a multiple of "
+                    "num_kv_heads (8), got 6"),
+            std::string::npos);
+  auto [s3, m3] = create([](fp_plan_spec_t &s) { s.causal = 0; });
+  EXPECT_EQ(s3, FP_ERROR_UNSUPPORTED);
+  EXPECT_NE(m3.find("spec.causal"), std::string::npos);
+  auto [s4, m4] = create([](fp_plan_spec_t &s) { s.head_dim_v = 64; });
+  EXPECT_EQ(s4, FP_ERROR_UNSUPPORTED);
+  auto [s5, m5] = create([](fp_plan_spec_t &s) { s.max_seq_len = 0; });
+  EXPECT_NE(m5.find("spec.max_seq_len: expected > 0"), std::string::npos);
+  auto [s6, m6] = create([](fp_plan_spec_t &s) { s.block_size = 100; });
+  EXPECT_NE(m6.find("spec.block_size: expected a power of two"),
+            std::string::npos);
+  auto [s7, m7] = create([](fp_plan_spec_t &s) {
+    s.max_seq_len = 262144;
+    s.max_workspace_bytes = 1 << 20;
+  });
+  EXPECT_EQ(s7, FP_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(m7.find("spec.max_workspace_bytes"), std::string::npos) << m7;
+  auto [s8, m8] = create([](fp_plan_spec_t &) {});
+  EXPECT_EQ(s8, FP_OK) << m8;
+}
+
+// The mask at 256K tokens, 32 query heads, B = 128 is 512 MiB (DESIGN.md).
+TEST(ApiSpecTest, MaskSizeAt256K) {
+  fp::Status status;
+  fp_plan_spec_t spec;
+  fp_plan_spec_init(&spec);
+  spec.device = FP_DEVICE_CPU;
+  spec.max_seq_len = 262144;
+  auto plan = fp::Plan::create(spec);
+  ASSERT_TRUE(plan.isOk());
+  auto bytes = (*plan)->maskBytes(1, 262144);
+  ASSERT_TRUE(bytes.isOk());
+  EXPECT_EQ(*bytes, size_t(32) * 2048 * 4 + size_t(32) * 2048 * 2048 * 4);
+  EXPECT_GE(*bytes, size_t(512) << 20);
+}
+
+// A GPU plan on a machine without a GPU says so.
+TEST(ApiSpecTest, GpuPlanWithoutDeviceSaysNoDevice) {
+  fp_plan_spec_t spec;
+  fp_plan_spec_init(&spec);
+  spec.max_seq_len = 1024;
+  fp_plan_t *plan = nullptr;
+  fp_status_t status = fp_plan_create(&spec, &plan);
+  if (status == FP_OK) {
+    fp_plan_destroy(plan);
+    GTEST_SKIP() << "a CUDA device is present";
+  }
+  EXPECT_EQ(status, FP_ERROR_NO_DEVICE) << fp_last_error();
+  EXPECT_NE(std::string(fp_last_error()).find("no CUDA device"),
+            std::string::npos);
+}
+
+// fp_last_error is per thread: another thread's error does not leak.
+TEST(ApiSpecTest, LastErrorIsPerThread) {
+  fp_plan_t *plan = nullptr;
+  EXPECT_EQ(fp_plan_create(nullptr, &plan), FP_ERROR_INVALID_ARGUMENT);
+  std::string other;
+  std::thread([&] { other = fp_last_error(); }).join();
+  EXPECT_EQ(other, "");
+  EXPECT_NE(std::string(fp_last_error()).find("spec: expected a pointer"),
+            std::string::npos);
+}
+
+} // namespace
