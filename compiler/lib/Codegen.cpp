@@ -56,7 +56,8 @@ StatusOr<GeneratedKernels> generateKernels(const KernelSpec &spec) {
   out.mlir = prefillModule(spec);
 
   DialectRegistry registry;
-  registry.insert<mlir::fp::FPDialect, func::FuncDialect, emitc::EmitCDialect>();
+  registry
+      .insert<mlir::fp::FPDialect, func::FuncDialect, emitc::EmitCDialect>();
   MLIRContext context(registry, MLIRContext::Threading::DISABLED);
   // Collect diagnostics as the error message instead of printing them.
   std::string diagnostics;

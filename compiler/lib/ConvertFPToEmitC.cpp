@@ -1,4 +1,5 @@
-//===- ConvertFPToEmitC.cpp - Lower tiled fp ops to CUDA kernels -*- C++ -*-===//
+//===- ConvertFPToEmitC.cpp - Lower tiled fp ops to CUDA kernels -*- C++
+//-*-===//
 //
 // SPDX-License-Identifier: Apache-2.0
 //
@@ -56,8 +57,8 @@ int computeCapability(ModuleOp module) {
   return target ? target->computeCapability : 0;
 }
 
-KernelKey keyOf(Type element, int64_t headDim, int64_t blockSize,
-                int64_t group, int cc) {
+KernelKey keyOf(Type element, int64_t headDim, int64_t blockSize, int64_t group,
+                int cc) {
   return {cc, headDim, blockSize, element.getIntOrFloatBitWidth() / 8, group};
 }
 
@@ -74,8 +75,8 @@ FailureOr<KernelPlan> planPool(BlockPoolOp op, int cc) {
   plan.templateName = "fp::dev::block_pool";
   plan.elementType = cudaElementType(element);
   plan.templateInts = {d, b, threads};
-  plan.info = {plan.entry, "FpPoolParams", threads,
-               "blocks,heads,batch", 0, 0, ""};
+  plan.info = {plan.entry, "FpPoolParams", threads, "blocks,heads,batch", 0, 0,
+               ""};
   (void)cc;
   return plan;
 }
@@ -90,12 +91,12 @@ FailureOr<KernelPlan> planDiscovery(PatternDiscoveryOp op, int cc) {
   Type element = query.getElementType();
   int64_t d = query.getDimSize(3), b = op.getBlockSize();
   DiscoveryTile tile{op.getTile()->getKeyChunk(), op.getTile()->getWarps()};
-  KernelKey key = keyOf(element, d, b,
-                        counts.getDimSize(1) / kbar.getDimSize(1), cc);
+  KernelKey key =
+      keyOf(element, d, b, counts.getDimSize(1) / kbar.getDimSize(1), cc);
   KernelPlan plan;
-  plan.entry = llvm::formatv("fp_pattern_discovery_{0}_d{1}_b{2}_c{3}w{4}",
-                             dtypeName(element), d, b, tile.keyChunk,
-                             tile.warps);
+  plan.entry =
+      llvm::formatv("fp_pattern_discovery_{0}_d{1}_b{2}_c{3}w{4}",
+                    dtypeName(element), d, b, tile.keyChunk, tile.warps);
   plan.templateName = "fp::dev::pattern_discovery";
   plan.elementType = cudaElementType(element);
   plan.templateInts = {d, b, tile.keyChunk, tile.warps};
@@ -121,24 +122,23 @@ FailureOr<KernelPlan> planAttention(MaskedAttentionOp op, int cc) {
   Type element = q.getElementType();
   int64_t d = q.getDimSize(3), b = op.getBlockSize();
   AttentionTileAttr t = op.getTileAttr();
-  AttentionTile tile{t.getBlockM(), t.getBlockN(), t.getWarps(),
-                     t.getStages()};
+  AttentionTile tile{t.getBlockM(), t.getBlockN(), t.getWarps(), t.getStages()};
   KernelKey key = keyOf(element, d, b, q.getDimSize(2) / k.getDimSize(2), cc);
   // The arch selects the device mainloop; sm_86/sm_89 use the sm_80 one.
   int64_t archTag = cc >= 90 ? 90 : 80;
   KernelPlan plan;
-  plan.entry = llvm::formatv(
-      "fp_masked_attention_{0}_d{1}_b{2}_m{3}n{4}w{5}s{6}_sm{7}",
-      dtypeName(element), d, b, tile.blockM, tile.blockN, tile.warps,
-      tile.stages, archTag);
+  plan.entry =
+      llvm::formatv("fp_masked_attention_{0}_d{1}_b{2}_m{3}n{4}w{5}s{6}_sm{7}",
+                    dtypeName(element), d, b, tile.blockM, tile.blockN,
+                    tile.warps, tile.stages, archTag);
   plan.templateName = "fp::dev::masked_attention";
   plan.elementType = cudaElementType(element);
   plan.templateInts = {d,          b,           tile.blockM, tile.blockN,
                        tile.warps, tile.stages, archTag};
   std::string traits = llvm::formatv(
       "fp::dev::AttentionTraits<{0}, {1}, {2}, {3}, {4}, {5}, {6}, {7}>",
-      plan.elementType, d, b, tile.blockM, tile.blockN, tile.warps,
-      tile.stages, archTag);
+      plan.elementType, d, b, tile.blockM, tile.blockN, tile.warps, tile.stages,
+      archTag);
   plan.info = {plan.entry,
                "FpAttentionParams",
                32 * tile.warps,
@@ -163,7 +163,7 @@ void emitKernel(OpBuilder &builder, Location loc, const KernelPlan &plan) {
   MLIRContext *ctx = builder.getContext();
   Type paramsType = emitc::OpaqueType::get(ctx, plan.info.paramsStruct);
   auto funcType = builder.getFunctionType({paramsType}, {});
-  auto func = builder.create<emitc::FuncOp>(loc, plan.entry, funcType);
+  auto func = emitc::FuncOp::create(builder, loc, plan.entry, funcType);
   func.setSpecifiersAttr(builder.getStrArrayAttr(
       {"extern \"C\"", "__global__",
        llvm::formatv("__launch_bounds__({0})", plan.info.threads).str()}));
@@ -175,19 +175,21 @@ void emitKernel(OpBuilder &builder, Location loc, const KernelPlan &plan) {
       emitc::OpaqueAttr::get(ctx, plan.elementType)};
   for (int64_t value : plan.templateInts)
     templateArgs.push_back(builder.getI32IntegerAttr(value));
-  builder.create<emitc::CallOpaqueOp>(
-      loc, TypeRange{}, plan.templateName, ValueRange{body->getArgument(0)},
-      /*args=*/ArrayAttr(), builder.getArrayAttr(templateArgs));
-  builder.create<emitc::ReturnOp>(loc, Value());
+  emitc::CallOpaqueOp::create(builder, loc, TypeRange{}, plan.templateName,
+                              ValueRange{body->getArgument(0)},
+                              /*args=*/ArrayAttr(),
+                              builder.getArrayAttr(templateArgs));
+  emitc::ReturnOp::create(builder, loc, Value());
 
   // Export the template's own shared-memory figures so the runtime can check
   // them against the manifest after loading the module.
   builder.setInsertionPointAfter(func);
   auto exportInt = [&](StringRef suffix, const std::string &value) {
-    builder.create<emitc::VerbatimOp>(
-        loc, llvm::formatv("extern \"C\" __device__ const int {0}_{1} = {2};",
-                           plan.entry, suffix, value)
-                 .str());
+    emitc::VerbatimOp::create(
+        builder, loc,
+        llvm::formatv("extern \"C\" __device__ const int {0}_{1} = {2};",
+                      plan.entry, suffix, value)
+            .str());
   };
   if (plan.info.traits.empty()) {
     exportInt("smem_base", "0");
@@ -250,11 +252,10 @@ struct ConvertFPToEmitCPass
         }
         if (failed(plan))
           return WalkResult::interrupt();
-        sequence.push_back(
-            Builder(ctx).getStrArrayAttr({role, plan->entry}));
+        sequence.push_back(Builder(ctx).getStrArrayAttr({role, plan->entry}));
         std::string entry = plan->entry;
-        kernels.insert({StringAttr::get(ctx, entry).getValue(),
-                        std::move(*plan)});
+        kernels.insert(
+            {StringAttr::get(ctx, entry).getValue(), std::move(*plan)});
         return WalkResult::advance();
       });
       if (result.wasInterrupted())
@@ -273,13 +274,13 @@ struct ConvertFPToEmitCPass
       func.erase();
     OpBuilder builder = OpBuilder::atBlockBegin(module.getBody());
     Location loc = module.getLoc();
-    builder.create<emitc::VerbatimOp>(
-        loc, llvm::formatv("// Generated by fp-opt (convert-fp-to-emitc) "
-                           "for {0}. Do not edit.",
-                           module->getAttrOfType<StringAttr>("fp.arch")
-                               .getValue())
-                 .str());
-    builder.create<emitc::IncludeOp>(loc, "fp/kernels.cuh");
+    emitc::VerbatimOp::create(
+        builder, loc,
+        llvm::formatv("// Generated by fp-opt (convert-fp-to-emitc) "
+                      "for {0}. Do not edit.",
+                      module->getAttrOfType<StringAttr>("fp.arch").getValue())
+            .str());
+    emitc::IncludeOp::create(builder, loc, "fp/kernels.cuh");
     for (auto &entry : kernels)
       emitKernel(builder, loc, entry.second);
     module->setAttr("fp.launches", DictionaryAttr::get(ctx, launches));

@@ -31,30 +31,30 @@ struct ExpandPrefillPattern : OpRewritePattern<PrefillOp> {
     auto kType = cast<RankedTensorType>(op.getK().getType());
 
     // 1. Pool keys (and queries for the pooled-query estimator).
-    auto kbar = rewriter.create<BlockPoolOp>(
-        loc, pooledType(kType, blockSize), op.getK(), blockSize,
-        /*tile=*/nullptr);
+    auto kbar = BlockPoolOp::create(rewriter, loc, pooledType(kType, blockSize),
+                                    op.getK(), blockSize,
+                                    /*tile=*/nullptr);
     Value query = op.getQ();
     if (op.getQueryKind() == QueryKind::Pooled)
-      query = rewriter.create<BlockPoolOp>(loc, pooledType(qType, blockSize),
-                                           op.getQ(), blockSize,
-                                           /*tile=*/nullptr);
+      query = BlockPoolOp::create(rewriter, loc, pooledType(qType, blockSize),
+                                  op.getQ(), blockSize,
+                                  /*tile=*/nullptr);
 
     // 2. Score every key block for every query block.
     MaskTypes mask = maskTypes(qType, blockSize);
-    auto scores = rewriter.create<BlockScoreOp>(
-        loc, mask.scores, query, kbar, blockSize, op.getQueryKind(),
-        op.getCausal(), op.getScaleAttr());
+    auto scores = BlockScoreOp::create(rewriter, loc, mask.scores, query, kbar,
+                                       blockSize, op.getQueryKind(),
+                                       op.getCausal(), op.getScaleAttr());
 
     // 3. Keep blocks and compact them into the padded-rows mask.
-    auto keep = rewriter.create<ThresholdMaskOp>(
-        loc, mask.counts, mask.ids, scores, op.getThreshold());
+    auto keep = ThresholdMaskOp::create(rewriter, loc, mask.counts, mask.ids,
+                                        scores, op.getThreshold());
 
     // 4. Attend over the kept blocks.
     rewriter.replaceOpWithNewOp<MaskedAttentionOp>(
-        op, op.getOut().getType(), op.getLse().getType(), op.getQ(),
-        op.getK(), op.getV(), keep.getCounts(), keep.getIds(), blockSize,
-        op.getCausal(), op.getScaleAttr(), /*tile=*/nullptr);
+        op, op.getOut().getType(), op.getLse().getType(), op.getQ(), op.getK(),
+        op.getV(), keep.getCounts(), keep.getIds(), blockSize, op.getCausal(),
+        op.getScaleAttr(), /*tile=*/nullptr);
     return success();
   }
 };

@@ -32,10 +32,9 @@ struct FuseScoreAndThreshold : OpRewritePattern<ThresholdMaskOp> {
     // Other users of the scores still need the matrix, so the fused kernel
     // must write it; otherwise it stays on chip.
     bool writeScores = keepScores || !score.getScores().hasOneUse();
-    Type scoresType =
-        writeScores ? score.getScores().getType() : Type();
-    auto fused = rewriter.create<PatternDiscoveryOp>(
-        op.getLoc(), op.getCounts().getType(), op.getIds().getType(),
+    Type scoresType = writeScores ? score.getScores().getType() : Type();
+    auto fused = PatternDiscoveryOp::create(
+        rewriter, op.getLoc(), op.getCounts().getType(), op.getIds().getType(),
         scoresType, score.getQuery(), score.getKbar(), score.getBlockSize(),
         op.getThreshold(), score.getQueryKind(), score.getCausal(),
         score.getScaleAttr(), /*tile=*/nullptr);

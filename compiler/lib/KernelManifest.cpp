@@ -36,8 +36,8 @@ FailureOr<KernelInfo> KernelInfo::fromAttribute(Operation *kernel) {
     return kernel->emitError("expected an 'fp.kernel' dictionary");
   auto str = [&](StringRef key) { return dict.getAs<StringAttr>(key); };
   auto num = [&](StringRef key) { return dict.getAs<IntegerAttr>(key); };
-  if (!str("params") || !num("threads") || !str("grid") ||
-      !num("smem_base") || !num("smem_per_key_block"))
+  if (!str("params") || !num("threads") || !str("grid") || !num("smem_base") ||
+      !num("smem_per_key_block"))
     return kernel->emitError("'fp.kernel': expected params, threads, grid, "
                              "smem_base and smem_per_key_block");
   return KernelInfo{name.str(),
@@ -61,30 +61,25 @@ void printStructs(llvm::raw_ostream &os) {
      << FP_FIELD(FpPoolParams, src) << FP_FIELD(FpPoolParams, dst)
      << FP_FIELD(FpPoolParams, src_batch_stride)
      << FP_FIELD(FpPoolParams, src_seq_stride)
-     << FP_FIELD(FpPoolParams, src_head_stride)
-     << FP_FIELD(FpPoolParams, batch) << FP_FIELD(FpPoolParams, seq_len)
-     << FP_FIELD(FpPoolParams, num_heads)
+     << FP_FIELD(FpPoolParams, src_head_stride) << FP_FIELD(FpPoolParams, batch)
+     << FP_FIELD(FpPoolParams, seq_len) << FP_FIELD(FpPoolParams, num_heads)
      << FP_FIELD(FpPoolParams, num_blocks) << "\n";
   os << "struct FpDiscoveryParams size=" << sizeof(FpDiscoveryParams)
      << FP_FIELD(FpDiscoveryParams, q) << FP_FIELD(FpDiscoveryParams, kbar)
-     << FP_FIELD(FpDiscoveryParams, qbar)
-     << FP_FIELD(FpDiscoveryParams, counts)
+     << FP_FIELD(FpDiscoveryParams, qbar) << FP_FIELD(FpDiscoveryParams, counts)
      << FP_FIELD(FpDiscoveryParams, ids)
      << FP_FIELD(FpDiscoveryParams, kept_counter)
      << FP_FIELD(FpDiscoveryParams, debug_scores)
      << FP_FIELD(FpDiscoveryParams, q_batch_stride)
      << FP_FIELD(FpDiscoveryParams, q_seq_stride)
      << FP_FIELD(FpDiscoveryParams, q_head_stride)
-     << FP_FIELD(FpDiscoveryParams, batch)
-     << FP_FIELD(FpDiscoveryParams, seq_q)
+     << FP_FIELD(FpDiscoveryParams, batch) << FP_FIELD(FpDiscoveryParams, seq_q)
      << FP_FIELD(FpDiscoveryParams, seq_k)
      << FP_FIELD(FpDiscoveryParams, num_q_heads)
      << FP_FIELD(FpDiscoveryParams, num_kv_heads)
      << FP_FIELD(FpDiscoveryParams, num_blocks)
-     << FP_FIELD(FpDiscoveryParams, scale)
-     << FP_FIELD(FpDiscoveryParams, alpha)
-     << FP_FIELD(FpDiscoveryParams, sink)
-     << FP_FIELD(FpDiscoveryParams, window)
+     << FP_FIELD(FpDiscoveryParams, scale) << FP_FIELD(FpDiscoveryParams, alpha)
+     << FP_FIELD(FpDiscoveryParams, sink) << FP_FIELD(FpDiscoveryParams, window)
      << FP_FIELD(FpDiscoveryParams, last_n)
      << FP_FIELD(FpDiscoveryParams, min_budget)
      << FP_FIELD(FpDiscoveryParams, threshold_kind)
@@ -92,8 +87,7 @@ void printStructs(llvm::raw_ostream &os) {
   os << "struct FpAttentionParams size=" << sizeof(FpAttentionParams)
      << FP_FIELD(FpAttentionParams, q) << FP_FIELD(FpAttentionParams, k)
      << FP_FIELD(FpAttentionParams, v) << FP_FIELD(FpAttentionParams, o)
-     << FP_FIELD(FpAttentionParams, lse)
-     << FP_FIELD(FpAttentionParams, counts)
+     << FP_FIELD(FpAttentionParams, lse) << FP_FIELD(FpAttentionParams, counts)
      << FP_FIELD(FpAttentionParams, ids)
      << FP_FIELD(FpAttentionParams, q_batch_stride)
      << FP_FIELD(FpAttentionParams, q_seq_stride)
@@ -107,8 +101,7 @@ void printStructs(llvm::raw_ostream &os) {
      << FP_FIELD(FpAttentionParams, o_batch_stride)
      << FP_FIELD(FpAttentionParams, o_seq_stride)
      << FP_FIELD(FpAttentionParams, o_head_stride)
-     << FP_FIELD(FpAttentionParams, batch)
-     << FP_FIELD(FpAttentionParams, seq_q)
+     << FP_FIELD(FpAttentionParams, batch) << FP_FIELD(FpAttentionParams, seq_q)
      << FP_FIELD(FpAttentionParams, seq_k)
      << FP_FIELD(FpAttentionParams, num_q_heads)
      << FP_FIELD(FpAttentionParams, num_kv_heads)

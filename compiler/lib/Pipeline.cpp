@@ -43,7 +43,7 @@ void mlir::fp::registerCompilerPasses() {
       "Lower fp.prefill to CUDA kernels: expand, fuse discovery, select "
       "tiles, convert to EmitC",
       [](OpPassManager &pm, const PipelineCLOptions &cl) {
-        buildCompilePipeline(pm, CompilePipelineOptions{cl.arch,
-                                                        cl.keepScores});
+        buildCompilePipeline(pm,
+                             CompilePipelineOptions{cl.arch, cl.keepScores});
       });
 }

@@ -26,9 +26,9 @@ using namespace mlir::fp;
 namespace {
 
 std::string listText(ArrayRef<int64_t> values) {
-  return llvm::join(llvm::map_range(values,
-                                    [](int64_t v) { return std::to_string(v); }),
-                    ", ");
+  return llvm::join(
+      llvm::map_range(values, [](int64_t v) { return std::to_string(v); }),
+      ", ");
 }
 
 /// The kernel key of an op reading queries of type `query` (token or pooled
@@ -36,13 +36,11 @@ std::string listText(ArrayRef<int64_t> values) {
 KernelKey makeKey(const TargetArch &arch, RankedTensorType query,
                   int64_t qHeads, int64_t kvHeads, int64_t blockSize) {
   return {arch.computeCapability, query.getDimSize(3), blockSize,
-          query.getElementType().getIntOrFloatBitWidth() / 8,
-          qHeads / kvHeads};
+          query.getElementType().getIntOrFloatBitWidth() / 8, qHeads / kvHeads};
 }
 
 /// Codegen limits shared by every kernel op.
-LogicalResult checkBuildable(Operation *op, const KernelKey &key,
-                             bool causal) {
+LogicalResult checkBuildable(Operation *op, const KernelKey &key, bool causal) {
   if (!llvm::is_contained(supportedHeadDims(), key.headDim))
     return op->emitOpError() << "head dim " << key.headDim
                              << " is unsupported by codegen: expected one of "
@@ -65,7 +63,8 @@ LogicalResult reportTile(Operation *op, StringRef kind,
   return op->emitOpError() << "cannot build " << kind << ": " << problem;
 }
 
-struct FPSelectTilesPass : mlir::fp::impl::FPSelectTilesBase<FPSelectTilesPass> {
+struct FPSelectTilesPass
+    : mlir::fp::impl::FPSelectTilesBase<FPSelectTilesPass> {
   using FPSelectTilesBase::FPSelectTilesBase;
 
   void runOnOperation() final {
@@ -121,16 +120,16 @@ struct FPSelectTilesPass : mlir::fp::impl::FPSelectTilesBase<FPSelectTilesPass> 
                                 const TargetArch &target) {
     auto query = cast<RankedTensorType>(op.getQuery().getType());
     auto kbar = cast<RankedTensorType>(op.getKbar().getType());
-    int64_t qHeads = cast<RankedTensorType>(op.getCounts().getType())
-                         .getDimSize(1);
+    int64_t qHeads =
+        cast<RankedTensorType>(op.getCounts().getType()).getDimSize(1);
     KernelKey key =
         makeKey(target, query, qHeads, kbar.getDimSize(1), op.getBlockSize());
     if (failed(checkBuildable(op, key, op.getCausal())))
       return failure();
-    DiscoveryTile tile =
-        op.getTile() ? DiscoveryTile{op.getTile()->getKeyChunk(),
-                                     op.getTile()->getWarps()}
-                     : defaultDiscoveryTile(key);
+    DiscoveryTile tile = op.getTile()
+                             ? DiscoveryTile{op.getTile()->getKeyChunk(),
+                                             op.getTile()->getWarps()}
+                             : defaultDiscoveryTile(key);
     if (failed(reportTile(op, "#fp.discovery_tile",
                           checkDiscoveryTile(key, tile, target))))
       return failure();
@@ -143,8 +142,8 @@ struct FPSelectTilesPass : mlir::fp::impl::FPSelectTilesBase<FPSelectTilesPass> 
                                 const TargetArch &target) {
     auto q = cast<RankedTensorType>(op.getQ().getType());
     auto k = cast<RankedTensorType>(op.getK().getType());
-    KernelKey key = makeKey(target, q, q.getDimSize(2), k.getDimSize(2),
-                            op.getBlockSize());
+    KernelKey key =
+        makeKey(target, q, q.getDimSize(2), k.getDimSize(2), op.getBlockSize());
     if (failed(checkBuildable(op, key, op.getCausal())))
       return failure();
     int64_t sq = q.getDimSize(1), sk = k.getDimSize(1);
@@ -152,17 +151,16 @@ struct FPSelectTilesPass : mlir::fp::impl::FPSelectTilesBase<FPSelectTilesPass> 
       return op.emitOpError() << "s_q = " << sq << " and s_k = " << sk
                               << " is unsupported: only s_q == s_k "
                                  "(prefill) is implemented";
-    AttentionTile tile =
-        op.getTile()
-            ? AttentionTile{op.getTile()->getBlockM(), op.getTile()->getBlockN(),
-                            op.getTile()->getWarps(), op.getTile()->getStages()}
-            : defaultAttentionTile(key);
+    AttentionTile tile = op.getTile() ? AttentionTile{op.getTile()->getBlockM(),
+                                                      op.getTile()->getBlockN(),
+                                                      op.getTile()->getWarps(),
+                                                      op.getTile()->getStages()}
+                                      : defaultAttentionTile(key);
     if (failed(reportTile(op, "#fp.attention_tile",
                           checkAttentionTile(key, tile, target))))
       return failure();
-    op.setTileAttr(AttentionTileAttr::get(op.getContext(), tile.blockM,
-                                          tile.blockN, tile.warps,
-                                          tile.stages));
+    op.setTileAttr(AttentionTileAttr::get(
+        op.getContext(), tile.blockM, tile.blockN, tile.warps, tile.stages));
     return success();
   }
 };

@@ -21,8 +21,7 @@ RankedTensorType mlir::fp::pooledType(RankedTensorType tokens,
                                tokens.getElementType());
 }
 
-mlir::fp::MaskTypes mlir::fp::maskTypes(RankedTensorType q,
-                                        int64_t blockSize) {
+mlir::fp::MaskTypes mlir::fp::maskTypes(RankedTensorType q, int64_t blockSize) {
   ArrayRef<int64_t> s = q.getShape();
   int64_t nb = numBlocks(s[1], blockSize);
   MLIRContext *ctx = q.getContext();

@@ -82,8 +82,7 @@ int64_t mlir::fp::discoverySmemPerKeyBlockBytes(const KernelKey &,
 
 int64_t mlir::fp::attentionSmemBytes(const KernelKey &key,
                                      const AttentionTile &t) {
-  return (t.blockM + 2 * t.stages * t.blockN) * key.headDim *
-         key.elementBytes;
+  return (t.blockM + 2 * t.stages * t.blockN) * key.headDim * key.elementBytes;
 }
 
 std::string mlir::fp::checkAttentionTile(const KernelKey &key,

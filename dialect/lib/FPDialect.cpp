@@ -50,8 +50,7 @@ std::string mlir::fp::formatFloat(float value) {
   }
   std::string literal(text);
   // The MLIR float grammar needs a '.' or an exponent ("2" would be an int).
-  if (std::isfinite(value) &&
-      literal.find_first_of(".eE") == std::string::npos)
+  if (std::isfinite(value) && literal.find_first_of(".eE") == std::string::npos)
     literal += ".0";
   return literal;
 }

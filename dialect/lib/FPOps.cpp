@@ -47,9 +47,8 @@ FailureOr<TokenShape> getTokenShape(Operation *op, StringRef name,
                                     Value value) {
   auto type = cast<RankedTensorType>(value.getType());
   if (type.getRank() != 4)
-    return op->emitOpError() << "'" << name
-                             << "': expected rank 4 [b, s, h, d], got "
-                             << type;
+    return op->emitOpError()
+           << "'" << name << "': expected rank 4 [b, s, h, d], got " << type;
   TokenShape shape{type.getDimSize(0), type.getDimSize(1), type.getDimSize(2),
                    type.getDimSize(3), type.getElementType()};
   if (ShapedType::isDynamic(shape.heads))
@@ -57,17 +56,17 @@ FailureOr<TokenShape> getTokenShape(Operation *op, StringRef name,
                              << "': expected a static head count (dim 2), "
                                 "got ?";
   if (ShapedType::isDynamic(shape.headDim))
-    return op->emitOpError() << "'" << name
-                             << "': expected a static head dim (dim 3), got ?";
+    return op->emitOpError()
+           << "'" << name << "': expected a static head dim (dim 3), got ?";
   if (shape.headDim % 16 != 0 || shape.headDim < 16 || shape.headDim > 256)
     return op->emitOpError() << "'" << name
                              << "': expected a head dim that is a multiple "
                                 "of 16 in [16, 256], got "
                              << shape.headDim;
   if (!shape.elementType.isBF16() && !shape.elementType.isF16())
-    return op->emitOpError() << "'" << name
-                             << "': expected element type bf16 or f16, got "
-                             << shape.elementType;
+    return op->emitOpError()
+           << "'" << name << "': expected element type bf16 or f16, got "
+           << shape.elementType;
   return shape;
 }
 
@@ -76,9 +75,8 @@ FailureOr<PooledShape> getPooledShape(Operation *op, StringRef name,
                                       Value value) {
   auto type = cast<RankedTensorType>(value.getType());
   if (type.getRank() != 4)
-    return op->emitOpError() << "'" << name
-                             << "': expected rank 4 [b, h, nb, d], got "
-                             << type;
+    return op->emitOpError()
+           << "'" << name << "': expected rank 4 [b, h, nb, d], got " << type;
   PooledShape shape{type.getDimSize(0), type.getDimSize(1), type.getDimSize(2),
                     type.getDimSize(3), type.getElementType()};
   if (ShapedType::isDynamic(shape.heads) ||
@@ -88,9 +86,9 @@ FailureOr<PooledShape> getPooledShape(Operation *op, StringRef name,
                                 "dim (dim 3), got "
                              << type;
   if (!shape.elementType.isBF16() && !shape.elementType.isF16())
-    return op->emitOpError() << "'" << name
-                             << "': expected element type bf16 or f16, got "
-                             << shape.elementType;
+    return op->emitOpError()
+           << "'" << name << "': expected element type bf16 or f16, got "
+           << shape.elementType;
   return shape;
 }
 
@@ -134,9 +132,9 @@ int64_t numBlocks(int64_t seq, int64_t blockSize) {
 
 LogicalResult checkGroup(Operation *op, int64_t qHeads, int64_t kvHeads) {
   if (kvHeads <= 0 || qHeads % kvHeads != 0)
-    return op->emitOpError() << "expected query heads (" << qHeads
-                             << ") to be a multiple of key/value heads ("
-                             << kvHeads << ")";
+    return op->emitOpError()
+           << "expected query heads (" << qHeads
+           << ") to be a multiple of key/value heads (" << kvHeads << ")";
   return success();
 }
 
@@ -191,26 +189,25 @@ FailureOr<TokenShape> checkAttentionOperands(Operation *op, Value q, Value k,
     return op->emitOpError() << "'k' and 'v': expected batch "
                              << dimText(qs->batch) << " (same as 'q')";
   if (!compatible(vs->seq, ks->seq))
-    return op->emitOpError() << "'v': expected " << dimText(ks->seq)
-                             << " tokens (same as 'k'), got "
-                             << dimText(vs->seq);
+    return op->emitOpError()
+           << "'v': expected " << dimText(ks->seq)
+           << " tokens (same as 'k'), got " << dimText(vs->seq);
   if (failed(checkGroup(op, qs->heads, ks->heads)))
     return failure();
   if (failed(checkTensor(op, "out", out,
                          {qs->batch, qs->seq, qs->heads, qs->headDim},
                          qs->elementType, "[b, s_q, h_q, d] (like 'q')")) ||
       failed(checkTensor(op, "lse", lse, {qs->batch, qs->heads, qs->seq},
-                         Float32Type::get(op->getContext()),
-                         "[b, h_q, s_q]")))
+                         Float32Type::get(op->getContext()), "[b, h_q, s_q]")))
     return failure();
   return *qs;
 }
 
 /// Checks the operands and result of the scoring ops (block_score and
 /// pattern_discovery); returns {batch, h_q, nb}.
-FailureOr<std::array<int64_t, 3>>
-checkScoreOperands(Operation *op, Value query, Value kbar, QueryKind kind,
-                   int64_t blockSize) {
+FailureOr<std::array<int64_t, 3>> checkScoreOperands(Operation *op, Value query,
+                                                     Value kbar, QueryKind kind,
+                                                     int64_t blockSize) {
   FailureOr<PooledShape> ks = getPooledShape(op, "kbar", kbar);
   if (failed(ks))
     return failure();
@@ -236,9 +233,9 @@ checkScoreOperands(Operation *op, Value query, Value kbar, QueryKind kind,
     return op->emitOpError() << "'kbar': expected head dim " << headDim
                              << " (same as 'query'), got " << ks->headDim;
   if (!compatible(ks->batch, batch))
-    return op->emitOpError() << "'kbar': expected batch " << dimText(batch)
-                             << " (same as 'query'), got "
-                             << dimText(ks->batch);
+    return op->emitOpError()
+           << "'kbar': expected batch " << dimText(batch)
+           << " (same as 'query'), got " << dimText(ks->batch);
   if (!compatible(ks->numBlocks, nb))
     return op->emitOpError() << "'kbar': expected " << dimText(nb)
                              << " blocks (ceil(s / block_size) of 'query'), "
@@ -270,10 +267,10 @@ LogicalResult BlockPoolOp::verify() {
   FailureOr<TokenShape> in = getTokenShape(*this, "input", getInput());
   if (failed(in))
     return failure();
-  return checkTensor(*this, "pooled", getPooled(),
-                     {in->batch, in->heads,
-                      numBlocks(in->seq, getBlockSize()), in->headDim},
-                     in->elementType, "[b, h, ceil(s / block_size), d]");
+  return checkTensor(
+      *this, "pooled", getPooled(),
+      {in->batch, in->heads, numBlocks(in->seq, getBlockSize()), in->headDim},
+      in->elementType, "[b, h, ceil(s / block_size), d]");
 }
 
 LogicalResult BlockScoreOp::verify() {
@@ -320,8 +317,8 @@ LogicalResult PatternDiscoveryOp::verify() {
 LogicalResult MaskedAttentionOp::verify() {
   if (failed(checkBlockSize(*this, getBlockSize())))
     return failure();
-  FailureOr<TokenShape> qs = checkAttentionOperands(
-      *this, getQ(), getK(), getV(), getOut(), getLse());
+  FailureOr<TokenShape> qs =
+      checkAttentionOperands(*this, getQ(), getK(), getV(), getOut(), getLse());
   if (failed(qs))
     return failure();
   return checkMask(*this, getCounts(), getIds(), qs->batch, qs->heads,

@@ -121,8 +121,8 @@ size_t fp_plan_mask_bytes(const fp_plan_t *plan, int64_t batch,
 
 fp_status_t fp_select(const fp_plan_t *plan, const fp_tensor_t *q,
                       const fp_tensor_t *k, const fp_params_t *params,
-                      fp_mask_t *mask, void *workspace,
-                      size_t workspace_bytes, void *stream) {
+                      fp_mask_t *mask, void *workspace, size_t workspace_bytes,
+                      void *stream) {
   return guarded([&] {
     return plan ? plan->plan->select(q, k, params, mask, workspace,
                                      workspace_bytes, stream)
@@ -143,8 +143,7 @@ fp_status_t fp_attend(const fp_plan_t *plan, const fp_tensor_t *q,
 fp_status_t fp_prefill(const fp_plan_t *plan, const fp_tensor_t *q,
                        const fp_tensor_t *k, const fp_tensor_t *v,
                        fp_tensor_t *out, const fp_params_t *params,
-                       void *workspace, size_t workspace_bytes,
-                       void *stream) {
+                       void *workspace, size_t workspace_bytes, void *stream) {
   return guarded([&] {
     return plan ? plan->plan->prefill(q, k, v, out, params, workspace,
                                       workspace_bytes, stream)

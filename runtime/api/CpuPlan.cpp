@@ -37,8 +37,8 @@ ref::Options optionsOf(const fp_plan_spec_t &spec, const fp_params_t &p) {
   o.lastN = p.last_n;
   o.minBudget = p.min_budget;
   o.thresholdKind = static_cast<ref::ThresholdKind>(p.threshold_kind);
-  o.scoreQuery = spec.pooled_queries ? ref::ScoreQuery::kPooled
-                                     : ref::ScoreQuery::kFull;
+  o.scoreQuery =
+      spec.pooled_queries ? ref::ScoreQuery::kPooled : ref::ScoreQuery::kFull;
   o.scale = p.scale > 0 ? p.scale : 0.0f;
   return o;
 }
@@ -56,9 +56,9 @@ private:
   }
   bool onDevice() const override { return false; }
 
-  Status runSelect(const Problem &, const fp_tensor_t &q,
-                   const fp_tensor_t &k, const fp_params_t &params,
-                   const fp_mask_t &mask, void *, void *) const override {
+  Status runSelect(const Problem &, const fp_tensor_t &q, const fp_tensor_t &k,
+                   const fp_params_t &params, const fp_mask_t &mask, void *,
+                   void *) const override {
     ref::Options options = optionsOf(spec_, params);
     ref::TensorView qv = viewOf(q, dtype()), kv = viewOf(k, dtype());
     auto kbar = ref::blockPool(kv, options);
@@ -101,10 +101,9 @@ private:
     // bounds.
     FP_RETURN_IF_ERROR(
         blocks.validate(problem.batch, spec_.num_q_heads, problem.numBlocks));
-    auto result =
-        ref::maskedAttention(viewOf(q, dtype()), viewOf(k, dtype()),
-                             viewOf(v, dtype()), blocks,
-                             optionsOf(spec_, params));
+    auto result = ref::maskedAttention(viewOf(q, dtype()), viewOf(k, dtype()),
+                                       viewOf(v, dtype()), blocks,
+                                       optionsOf(spec_, params));
     if (!result.isOk())
       return result.status();
     // Copy into the caller's (possibly strided) output and LSE.

@@ -10,11 +10,11 @@
 //===----------------------------------------------------------------------===//
 #include "PlanBackends.h"
 
-#include "fp/Compiler/Codegen.h"
-#include "fp/params.h"
 #include "flashprefill/runtime/cuda_driver.h"
 #include "flashprefill/runtime/kernel_cache.h"
 #include "flashprefill/runtime/nvrtc.h"
+#include "fp/Compiler/Codegen.h"
+#include "fp/params.h"
 
 #include <chrono>
 #include <cmath>
@@ -42,9 +42,9 @@ struct ManifestKernel {
 };
 
 struct Manifest {
-  std::map<std::string, ManifestKernel> kernels;     ///< by entry
-  std::map<std::string, std::string> launches;       ///< role -> entry
-  std::map<std::string, size_t> structSizes;         ///< struct -> bytes
+  std::map<std::string, ManifestKernel> kernels; ///< by entry
+  std::map<std::string, std::string> launches;   ///< role -> entry
+  std::map<std::string, size_t> structSizes;     ///< struct -> bytes
   std::string arch;
   int paramsAbi = -1;
 };
@@ -97,8 +97,8 @@ StatusOr<Manifest> parseManifest(const std::string &text) {
   }
   if (m.paramsAbi != FP_PARAMS_ABI_VERSION)
     return Status(StatusCode::kInternal,
-                  "kernel manifest: params_abi " +
-                      std::to_string(m.paramsAbi) + ", runtime expects " +
+                  "kernel manifest: params_abi " + std::to_string(m.paramsAbi) +
+                      ", runtime expects " +
                       std::to_string(FP_PARAMS_ABI_VERSION));
   const std::pair<const char *, size_t> sizes[] = {
       {"FpPoolParams", sizeof(FpPoolParams)},
@@ -136,8 +136,8 @@ public:
     driver_ = *driver;
     if (spec_.device >= driver_->deviceCount())
       return invalidArgument("spec.device: expected a CUDA ordinal below " +
-                             std::to_string(driver_->deviceCount()) +
-                             ", got " + std::to_string(spec_.device));
+                             std::to_string(driver_->deviceCount()) + ", got " +
+                             std::to_string(spec_.device));
     auto device = driver_->deviceInfo(spec_.device);
     if (!device.isOk())
       return device.status();
@@ -146,8 +146,8 @@ public:
       return context.status();
     context_ = *context;
     info_.device = device->name;
-    info_.arch = rt::archForComputeCapability(device->ccMajor,
-                                              device->ccMinor, true);
+    info_.arch =
+        rt::archForComputeCapability(device->ccMajor, device->ccMinor, true);
 
     // 1. Codegen: the spec's kernels as CUDA source + manifest.
     Clock::time_point codegenStart = Clock::now();
@@ -177,11 +177,10 @@ public:
     if (!compiled.isOk())
       return compiled.status();
     info_.compileSeconds = compiled->compileSeconds;
-    info_.kernelOrigin = compiled->origin == rt::CacheOrigin::kCompiled
-                             ? "compiled"
-                         : compiled->origin == rt::CacheOrigin::kMemory
-                             ? "memory cache"
-                             : "disk cache";
+    info_.kernelOrigin =
+        compiled->origin == rt::CacheOrigin::kCompiled ? "compiled"
+        : compiled->origin == rt::CacheOrigin::kMemory ? "memory cache"
+                                                       : "disk cache";
 
     // 3. Load and resolve every launch role.
     auto module = rt::Module::load(compiled->binary);
@@ -204,8 +203,7 @@ public:
     for (const char *role : {"pool_keys", "discovery", "attention"})
       if (!kernels_.count(role))
         return Status(StatusCode::kInternal,
-                      std::string("kernel manifest: no '") + role +
-                          "' launch");
+                      std::string("kernel manifest: no '") + role + "' launch");
 
     // Attention grid rule "q_tiles:<M>,q_heads,batch": ceil(s_q / M) CTAs.
     const std::string &grid = kernels_["attention"].facts.grid;
@@ -219,18 +217,18 @@ public:
     int64_t maxBlocks =
         (spec_.max_seq_len + spec_.block_size - 1) / spec_.block_size;
     for (auto &[role, kernel] : kernels_) {
-      long bytes = kernel.facts.smemBase + kernel.facts.smemPerKeyBlock *
-                                               maxBlocks;
+      long bytes =
+          kernel.facts.smemBase + kernel.facts.smemPerKeyBlock * maxBlocks;
       if (bytes > device->maxSharedMemOptin)
         return unsupported(
             "spec.max_seq_len: " + role + " needs " + std::to_string(bytes) +
-            " bytes of shared memory at " +
-            std::to_string(spec_.max_seq_len) + " tokens; " + info_.device +
-            " allows " + std::to_string(device->maxSharedMemOptin));
+            " bytes of shared memory at " + std::to_string(spec_.max_seq_len) +
+            " tokens; " + info_.device + " allows " +
+            std::to_string(device->maxSharedMemOptin));
       FP_RETURN_IF_ERROR(driver_->check(
           driver_->api().funcSetAttribute(
-              kernel.function,
-              CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, int(bytes)),
+              kernel.function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+              int(bytes)),
           "cuFuncSetAttribute(" + kernel.facts.entry + ")"));
     }
     info_.totalSeconds = secondsSince(start);
@@ -278,13 +276,11 @@ private:
                 void *stream) const {
     const Kernel &kernel = kernels_.at(role);
     void *args[] = {params};
-    return driver_->check(
-        driver_->api().launchKernel(kernel.function, gridX, gridY, gridZ,
-                                    kernel.facts.threads, 1, 1,
-                                    unsigned(smemBytes),
-                                    static_cast<CUstream>(stream), args,
-                                    nullptr),
-        "cuLaunchKernel(" + kernel.facts.entry + ")");
+    return driver_->check(driver_->api().launchKernel(
+                              kernel.function, gridX, gridY, gridZ,
+                              kernel.facts.threads, 1, 1, unsigned(smemBytes),
+                              static_cast<CUstream>(stream), args, nullptr),
+                          "cuLaunchKernel(" + kernel.facts.entry + ")");
   }
 
   Status pool(const fp_tensor_t &src, int heads, void *dst,
@@ -343,8 +339,8 @@ private:
     p.last_n = params.last_n;
     p.min_budget = params.min_budget;
     p.threshold_kind = params.threshold_kind;
-    p.score_query = spec_.pooled_queries ? FP_SCORE_POOLED_QUERIES
-                                         : FP_SCORE_FULL_QUERIES;
+    p.score_query =
+        spec_.pooled_queries ? FP_SCORE_POOLED_QUERIES : FP_SCORE_FULL_QUERIES;
     const Kernel &discovery = kernels_.at("discovery");
     long smem = discovery.facts.smemBase +
                 discovery.facts.smemPerKeyBlock * problem.numBlocks;
@@ -387,8 +383,8 @@ private:
     unsigned tiles =
         unsigned((problem.seqLen + attentionBlockM_ - 1) / attentionBlockM_);
     return launch("attention", tiles, unsigned(spec_.num_q_heads),
-                  unsigned(problem.batch), kernels_.at("attention").facts.smemBase,
-                  &p, stream);
+                  unsigned(problem.batch),
+                  kernels_.at("attention").facts.smemBase, &p, stream);
   }
 
   const rt::CudaDriver *driver_ = nullptr;

@@ -38,10 +38,9 @@ Status validateParams(const fp_params_t *params) {
     return invalidArgument("params: expected a pointer (fp_params_init), got "
                            "NULL");
   if (params->struct_size < kParamsV1Size)
-    return invalidArgument("params.struct_size: expected >= " +
-                           str(kParamsV1Size) +
-                           " (call fp_params_init), got " +
-                           str(params->struct_size));
+    return invalidArgument(
+        "params.struct_size: expected >= " + str(kParamsV1Size) +
+        " (call fp_params_init), got " + str(params->struct_size));
   if (params->struct_size > sizeof(fp_params_t))
     return unsupported("params.struct_size: " + str(params->struct_size) +
                        " is larger than this library's fp_params_t (" +
@@ -83,10 +82,9 @@ Status validateParams(const fp_params_t *params) {
 Status validatePlanSpec(const fp_plan_spec_t &spec) {
   if (spec.struct_size != sizeof(fp_plan_spec_t) &&
       spec.struct_size < kSpecV1Size)
-    return invalidArgument("spec.struct_size: expected " +
-                           str(sizeof(fp_plan_spec_t)) +
-                           " (call fp_plan_spec_init), got " +
-                           str(spec.struct_size));
+    return invalidArgument(
+        "spec.struct_size: expected " + str(sizeof(fp_plan_spec_t)) +
+        " (call fp_plan_spec_init), got " + str(spec.struct_size));
   if (spec.struct_size > sizeof(fp_plan_spec_t))
     return unsupported("spec.struct_size: " + str(spec.struct_size) +
                        " is larger than this library's fp_plan_spec_t (" +
@@ -224,8 +222,9 @@ Status Plan::validateTensor(const fp_tensor_t *t, const char *name,
                              "): expected " + str(expected[i]) + ", got " +
                              str(t->shape[i]));
   if (t->strides[3] != 1)
-    return invalidArgument(n + ".strides[3]: expected 1 (contiguous head "
-                               "dim), got " +
+    return invalidArgument(n +
+                           ".strides[3]: expected 1 (contiguous head "
+                           "dim), got " +
                            str(t->strides[3]));
   for (int i = 0; i < 3; ++i)
     if (t->strides[i] < 0)
@@ -272,8 +271,7 @@ StatusOr<Plan::Problem> Plan::validateTokens(const fp_tensor_t *q,
   return Problem{batch, seqLen, ceilDiv(seqLen, spec_.block_size)};
 }
 
-Status Plan::validateMask(const fp_mask_t *mask,
-                          const Problem &problem) const {
+Status Plan::validateMask(const fp_mask_t *mask, const Problem &problem) const {
   if (!mask)
     return invalidArgument("mask: expected a mask, got NULL");
   if (!mask->counts || !mask->ids)
@@ -290,15 +288,13 @@ Status Plan::validateMask(const fp_mask_t *mask,
   if (mask->num_blocks != problem.numBlocks)
     return invalidArgument("mask.num_blocks: expected " +
                            str(problem.numBlocks) + " (ceil(" +
-                           str(problem.seqLen) + " / " +
-                           str(spec_.block_size) + ")), got " +
-                           str(mask->num_blocks));
+                           str(problem.seqLen) + " / " + str(spec_.block_size) +
+                           ")), got " + str(mask->num_blocks));
   return Status::ok();
 }
 
 Status Plan::validateWorkspace(const void *workspace, size_t bytes,
-                               size_t required,
-                               const Problem &problem) const {
+                               size_t required, const Problem &problem) const {
   if (bytes < required)
     return invalidArgument("workspace_bytes: expected >= " + str(required) +
                            " for batch " + str(problem.batch) +

@@ -102,7 +102,8 @@ StructuredInputs makeStructuredInputs(const StructuredConfig &c) {
               {b, kvh * group + g, queryBlock, keyBlock, token});
       }
 
-      const float sinkK = split(c.sinkStrength), topicK = split(c.topicStrength);
+      const float sinkK = split(c.sinkStrength),
+                  topicK = split(c.topicStrength);
       const float heavyK = split(c.heavyStrength);
       const float needleK = split(c.needleStrength);
       for (int64_t t = 0; t < s; ++t) {
@@ -127,8 +128,8 @@ StructuredInputs makeStructuredInputs(const StructuredConfig &c) {
           krow[i] = floatToBits(c.dtype, key[i]);
           // Values: the topic direction plus noise, so outputs differ by
           // which blocks are attended.
-          vrow[i] = floatToBits(c.dtype,
-                                topics[topicOf[t]][i] * 4.0f + normal(rng));
+          vrow[i] =
+              floatToBits(c.dtype, topics[topicOf[t]][i] * 4.0f + normal(rng));
         }
       }
       for (int64_t g = 0; g < group; ++g) {
@@ -157,15 +158,14 @@ StructuredInputs makeStructuredInputs(const StructuredConfig &c) {
       }
     }
   }
-  out.description =
-      "structured(seed " + std::to_string(c.seed) + ", sinks " +
-      std::to_string(c.sinkTokens) + ", band " +
-      std::to_string(int(c.localWidth)) + " tok, " +
-      std::to_string(c.numTopics) + " topics / " +
-      std::to_string(c.segmentTokens) + " tok segments, " +
-      std::to_string(c.heavyKeys) + " heavy keys, " +
-      std::to_string(out.needles.size()) + " needles, noise " +
-      std::to_string(c.noise) + ")";
+  out.description = "structured(seed " + std::to_string(c.seed) + ", sinks " +
+                    std::to_string(c.sinkTokens) + ", band " +
+                    std::to_string(int(c.localWidth)) + " tok, " +
+                    std::to_string(c.numTopics) + " topics / " +
+                    std::to_string(c.segmentTokens) + " tok segments, " +
+                    std::to_string(c.heavyKeys) + " heavy keys, " +
+                    std::to_string(out.needles.size()) + " needles, noise " +
+                    std::to_string(c.noise) + ")";
   return out;
 }
 

@@ -6,17 +6,18 @@
 // into CUDA C++ or the kernel manifest:
 //
 //   fp-opt prefill.mlir --fp-compile-pipeline="arch=sm_90a" --fp-emit=cuda
-//   fp-opt prefill.mlir --fp-compile-pipeline="arch=sm_90a" --fp-emit=cubin -o p.cubin
+//   fp-opt prefill.mlir --fp-compile-pipeline="arch=sm_90a" --fp-emit=cubin -o
+//   p.cubin
 //
 // PTX and CUBIN go through the runtime's NVRTC wrapper, the same code (and
 // embedded device headers) the runtime JIT uses.
 //
 //===----------------------------------------------------------------------===//
+#include "flashprefill/runtime/nvrtc.h"
 #include "fp/Compiler/CudaEmitter.h"
 #include "fp/Compiler/KernelManifest.h"
 #include "fp/Compiler/Passes.h"
 #include "fp/Dialect/FPDialect.h"
-#include "flashprefill/runtime/nvrtc.h"
 
 #include "mlir/Dialect/EmitC/IR/EmitC.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -113,8 +114,7 @@ LogicalResult emitTranslated(const std::string &inputFilename,
     return failure();
 
   MLIRContext context(registry);
-  OwningOpRef<ModuleOp> module =
-      parseSourceString<ModuleOp>(lowered, &context);
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(lowered, &context);
   if (!module)
     return failure();
   // ToolOutputFile removes the file unless keep() runs: no half-written
@@ -149,7 +149,8 @@ int main(int argc, char **argv) {
   DialectRegistry registry;
   // Only the dialects fp-opt must parse: fp ops live in func.func bodies and
   // lower to emitc.
-  registry.insert<mlir::fp::FPDialect, func::FuncDialect, emitc::EmitCDialect>();
+  registry
+      .insert<mlir::fp::FPDialect, func::FuncDialect, emitc::EmitCDialect>();
   mlir::fp::registerCompilerPasses();
 
   auto [inputFilename, outputFilename] = registerAndParseCLIOptions(

@@ -19,8 +19,8 @@
 
 namespace {
 
-constexpr int64_t kBatch = 2, kSeq = 300, kQHeads = 4, kKvHeads = 2,
-                  kDim = 64, kBlock = 64, kBlocks = 5;
+constexpr int64_t kBatch = 2, kSeq = 300, kQHeads = 4, kKvHeads = 2, kDim = 64,
+                  kBlock = 64, kBlocks = 5;
 
 fp_tensor_t tensorOf(std::vector<uint16_t> &data, int64_t heads) {
   return {data.data(),
@@ -97,12 +97,15 @@ TEST_F(ApiTest, PrefillMatchesReference) {
   std::vector<float> lse(kBatch * kQHeads * kSeq);
   params.lse = lse.data();
   ASSERT_EQ(prefill(), FP_OK) << fp_last_error();
-  fp::ref::TensorView qv{inputs.q.data(), fp::DType::kBF16, kBatch, kSeq,
-                         kQHeads, kDim, q.strides[0], q.strides[1], kDim};
-  fp::ref::TensorView kv{inputs.k.data(), fp::DType::kBF16, kBatch, kSeq,
-                         kKvHeads, kDim, k.strides[0], k.strides[1], kDim};
-  fp::ref::TensorView vv{inputs.v.data(), fp::DType::kBF16, kBatch, kSeq,
-                         kKvHeads, kDim, v.strides[0], v.strides[1], kDim};
+  fp::ref::TensorView qv{
+      inputs.q.data(), fp::DType::kBF16, kBatch, kSeq, kQHeads, kDim,
+      q.strides[0],    q.strides[1],     kDim};
+  fp::ref::TensorView kv{
+      inputs.k.data(), fp::DType::kBF16, kBatch, kSeq, kKvHeads, kDim,
+      k.strides[0],    k.strides[1],     kDim};
+  fp::ref::TensorView vv{
+      inputs.v.data(), fp::DType::kBF16, kBatch, kSeq, kKvHeads, kDim,
+      v.strides[0],    v.strides[1],     kDim};
   fp::ref::Options options;
   options.blockSize = kBlock;
   auto reference = fp::ref::prefill(qv, kv, vv, options);
@@ -121,8 +124,7 @@ TEST_F(ApiTest, PrefillMatchesReference) {
       << fp_last_error();
   EXPECT_EQ(int64_t(kept), reference->mask.keptBlocks());
   EXPECT_EQ(counts, reference->mask.counts);
-  ASSERT_EQ(fp_attend(plan, &q, &k, &v, &mask, &out2, &params, nullptr),
-            FP_OK)
+  ASSERT_EQ(fp_attend(plan, &q, &k, &v, &mask, &out2, &params, nullptr), FP_OK)
       << fp_last_error();
   EXPECT_EQ(separate, outData);
 }
@@ -146,10 +148,11 @@ TEST_F(ApiTest, PackedQkvLayoutWorks) {
     }
   int64_t strides[4] = {kSeq * row, row, kDim, 1};
   fp_tensor_t pq{packed.data(), {kBatch, kSeq, kQHeads, kDim}, {}};
-  fp_tensor_t pk{packed.data() + kQHeads * kDim,
-                 {kBatch, kSeq, kKvHeads, kDim}, {}};
+  fp_tensor_t pk{
+      packed.data() + kQHeads * kDim, {kBatch, kSeq, kKvHeads, kDim}, {}};
   fp_tensor_t pv{packed.data() + (kQHeads + kKvHeads) * kDim,
-                 {kBatch, kSeq, kKvHeads, kDim}, {}};
+                 {kBatch, kSeq, kKvHeads, kDim},
+                 {}};
   for (fp_tensor_t *t : {&pq, &pk, &pv})
     std::memcpy(t->strides, strides, sizeof(strides));
   std::vector<uint16_t> packedOut(outData.size(), 0);
@@ -176,8 +179,8 @@ TEST_F(ApiTest, NullArgumentsAreNamed) {
   expectRejected(fp_prefill(plan, &q, &k, &v, nullptr, &params,
                             workspace.data(), workspaceBytes, nullptr),
                  FP_ERROR_INVALID_ARGUMENT, "out: expected a tensor");
-  expectRejected(fp_prefill(plan, &q, &k, &v, &out, nullptr,
-                            workspace.data(), workspaceBytes, nullptr),
+  expectRejected(fp_prefill(plan, &q, &k, &v, &out, nullptr, workspace.data(),
+                            workspaceBytes, nullptr),
                  FP_ERROR_INVALID_ARGUMENT, "params: expected a pointer");
   expectRejected(fp_prefill(plan, &q, &k, &v, &out, &params, nullptr,
                             workspaceBytes, nullptr),
@@ -259,8 +262,8 @@ TEST_F(ApiTest, BadParamsAreNamed) {
 
 // A workspace smaller than fp_plan_workspace_bytes is rejected.
 TEST_F(ApiTest, SmallWorkspaceIsRejected) {
-  expectRejected(fp_prefill(plan, &q, &k, &v, &out, &params,
-                            workspace.data(), workspaceBytes - 1, nullptr),
+  expectRejected(fp_prefill(plan, &q, &k, &v, &out, &params, workspace.data(),
+                            workspaceBytes - 1, nullptr),
                  FP_ERROR_INVALID_ARGUMENT,
                  "workspace_bytes: expected >= " +
                      std::to_string(workspaceBytes));
@@ -269,10 +272,9 @@ TEST_F(ApiTest, SmallWorkspaceIsRejected) {
 // A mask whose shape does not match the problem is named.
 TEST_F(ApiTest, MismatchedMaskIsNamed) {
   mask.num_blocks = 4;
-  expectRejected(
-      fp_attend(plan, &q, &k, &v, &mask, &out, &params, nullptr),
-      FP_ERROR_INVALID_ARGUMENT,
-      "mask.num_blocks: expected 5 (ceil(300 / 64)), got 4");
+  expectRejected(fp_attend(plan, &q, &k, &v, &mask, &out, &params, nullptr),
+                 FP_ERROR_INVALID_ARGUMENT,
+                 "mask.num_blocks: expected 5 (ceil(300 / 64)), got 4");
   mask.num_blocks = kBlocks;
   mask.heads = 2;
   expectRejected(fp_attend(plan, &q, &k, &v, &mask, &out, &params, nullptr),
@@ -286,8 +288,7 @@ TEST_F(ApiTest, CorruptMaskContentIsRejected) {
                       selectBytes, nullptr),
             FP_OK);
   ids[0] = 99;
-  EXPECT_NE(fp_attend(plan, &q, &k, &v, &mask, &out, &params, nullptr),
-            FP_OK);
+  EXPECT_NE(fp_attend(plan, &q, &k, &v, &mask, &out, &params, nullptr), FP_OK);
   for (uint16_t x : outData)
     ASSERT_EQ(x, 0x7777);
 }

@@ -7,8 +7,8 @@
 // byte of register spill. The ptxas figures are printed in the test log.
 //
 //===----------------------------------------------------------------------===//
-#include "fp/Compiler/Codegen.h"
 #include "flashprefill/runtime/nvrtc.h"
+#include "fp/Compiler/Codegen.h"
 
 #include <gtest/gtest.h>
 

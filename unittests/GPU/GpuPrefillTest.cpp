@@ -1,4 +1,5 @@
-//===- GpuPrefillTest.cpp - The operator on the GPU vs the oracle -*- C++ -*-===//
+//===- GpuPrefillTest.cpp - The operator on the GPU vs the oracle -*- C++
+//-*-===//
 //
 // SPDX-License-Identifier: Apache-2.0
 //
@@ -53,8 +54,7 @@ private:
   size_t bytes_ = 0;
 };
 
-fp_tensor_t tensorOf(void *data, int64_t b, int64_t s, int64_t h,
-                     int64_t d) {
+fp_tensor_t tensorOf(void *data, int64_t b, int64_t s, int64_t h, int64_t d) {
   return {data, {b, s, h, d}, {s * h * d, h * d, d, 1}};
 }
 
@@ -147,8 +147,8 @@ TEST_P(GpuPrefillTest, MatchesReference) {
     lse.fill(0xFF);
     kept.fill(0);
     ASSERT_TRUE((*plan)
-                    ->select(&qt, &kt, &params, &mask, workspace.get(),
-                             wsBytes, nullptr)
+                    ->select(&qt, &kt, &params, &mask, workspace.get(), wsBytes,
+                             nullptr)
                     .isOk());
     auto attended =
         (*plan)->attend(&qt, &kt, &vt, &mask, &ot, &params, nullptr);
@@ -179,7 +179,7 @@ TEST_P(GpuPrefillTest, MatchesReference) {
   fp::ref::Tensor qh, kh, vh;
   fp::DType dt = config.dtype;
   auto hostView = [&](const std::vector<uint16_t> &data, int64_t heads) {
-    return fp::ref::TensorView{data.data(), dt, b, s, heads, d,
+    return fp::ref::TensorView{data.data(),   dt,        b, s, heads, d,
                                s * heads * d, heads * d, d};
   };
   fp::ref::TensorView qv = hostView(inputs.q, c.qHeads),

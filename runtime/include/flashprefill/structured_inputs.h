@@ -36,8 +36,8 @@ struct StructuredConfig {
   int64_t batch = 1, seqLen = 4096, numQHeads = 8, numKvHeads = 2,
           headDim = 128;
   uint64_t seed = 1;
-  int sinkTokens = 4;         ///< keys sharing the sink direction
-  float sinkStrength = 3.0f;  ///< logit boost towards sinks (in 1/sqrt(d) units)
+  int sinkTokens = 4;        ///< keys sharing the sink direction
+  float sinkStrength = 3.0f; ///< logit boost towards sinks (in 1/sqrt(d) units)
   float localStrength = 4.0f; ///< peak logit of the positional band
   float localWidth = 64.0f;   ///< tokens over which the band decays
   int numTopics = 6;          ///< distinct topics
@@ -45,10 +45,10 @@ struct StructuredConfig {
   float topicStrength = 3.0f; ///< logit boost of same-topic keys
   int heavyKeys = 8;          ///< scattered always-attended keys
   float heavyStrength = 2.5f;
-  int needles = 2;            ///< planted (late query block, far key) pairs
+  int needles = 2; ///< planted (late query block, far key) pairs
   float needleStrength = 8.0f;
-  int blockSize = 128;        ///< to place needles in distinct blocks
-  float noise = 0.5f;         ///< noise standard deviation per component
+  int blockSize = 128; ///< to place needles in distinct blocks
+  float noise = 0.5f;  ///< noise standard deviation per component
 };
 
 /// A planted needle: the rows of `queryBlock` of query head `head` (batch
