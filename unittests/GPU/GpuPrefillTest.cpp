@@ -22,6 +22,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <ostream>
 
 namespace {
 
@@ -64,6 +65,13 @@ struct Case {
   int qHeads, kvHeads;
   int64_t batch, seqLen;
 };
+
+/// Readable parameter in test listings and failures.
+void PrintTo(const Case &c, std::ostream *os) {
+  *os << "d" << c.headDim << " B" << c.blockSize << " "
+      << (c.dtype == FP_DTYPE_BF16 ? "bf16" : "f16") << " h_q " << c.qHeads
+      << " h_kv " << c.kvHeads << " batch " << c.batch << " s " << c.seqLen;
+}
 
 std::string caseName(const testing::TestParamInfo<Case> &info) {
   const Case &c = info.param;
