@@ -22,3 +22,6 @@ echo "== the compile pipeline for sm_90a: CUDA source, then PTX through NVRTC"
 echo "   wrote $FP_BUILD_DIR/prefill.ptx ($(wc -c <"$FP_BUILD_DIR/prefill.ptx") bytes)"
 echo "== prefill on the GPU vs the CPU oracle (skipped without a GPU)"
 "$FP_BUILD_DIR/bin/FPGpuTests" --gtest_brief=1
+echo "== fp-bench: 32K tokens, h_q 32, h_kv 8, d 128, bf16, structured inputs"
+echo "   (a small case on the CPU reference when there is no GPU)"
+"$FP_BUILD_DIR/bin/fp-bench" --seq-len 32768

@@ -61,6 +61,8 @@ StructuredInputs makeStructuredInputs(const StructuredConfig &c) {
   for (int64_t i = 0; i < bandPairs; ++i)
     freqs[i] = 1.0f / (c.localWidth * (1.0f + 3.0f * i / bandPairs));
   const float bandAmp = split(c.localStrength / float(bandPairs));
+  const int64_t needleTokens =
+      c.needleTokens > 0 ? c.needleTokens : std::max(1, c.blockSize / 2);
 
   for (int64_t b = 0; b < c.batch; ++b) {
     for (int64_t kvh = 0; kvh < c.numKvHeads; ++kvh) {
@@ -94,7 +96,7 @@ StructuredInputs makeStructuredInputs(const StructuredConfig &c) {
         int64_t queryBlock = nb - 3 - i;
         if (queryBlock <= keyBlock + 4)
           continue;
-        int64_t token = keyBlock * c.blockSize + c.blockSize / 2;
+        int64_t token = keyBlock * c.blockSize + c.blockSize / 4;
         Vec dir = randomUnit(rng, d);
         needleKeys.push_back({token, dir});
         for (int64_t g = 0; g < group; ++g)
@@ -114,7 +116,7 @@ StructuredInputs makeStructuredInputs(const StructuredConfig &c) {
         if (std::find(heavyAt.begin(), heavyAt.end(), t) != heavyAt.end())
           axpy(key, heavyK * 2.0f, heavy);
         for (auto &[token, dir] : needleKeys)
-          if (token == t)
+          if (t >= token && t < token + needleTokens)
             axpy(key, needleK * 2.0f, dir);
         for (int64_t i = 0; i < bandPairs; ++i) {
           key[2 * i] += bandAmp * std::cos(t * freqs[i]);

@@ -46,13 +46,19 @@ struct StructuredConfig {
   int heavyKeys = 8;          ///< scattered always-attended keys
   float heavyStrength = 2.5f;
   int needles = 2; ///< planted (late query block, far key) pairs
-  float needleStrength = 8.0f;
+  /// Logit of a needle key for its query rows; its block mean carries
+  /// needleStrength * needleTokens / blockSize of it.
+  float needleStrength = 12.0f;
+  /// Consecutive keys carrying a needle (a sentence, not one token: block
+  /// means dilute a single token by 1/B); 0 means half a block.
+  int needleTokens = 0;
   int blockSize = 128; ///< to place needles in distinct blocks
   float noise = 0.5f;  ///< noise standard deviation per component
 };
 
 /// A planted needle: the rows of `queryBlock` of query head `head` (batch
-/// `batch`) ask for the key at `keyToken`, in key block `keyBlock`.
+/// `batch`) ask for the keys from `keyToken` on (needleTokens of them), in
+/// key block `keyBlock`.
 struct Needle {
   int64_t batch, head, queryBlock, keyBlock, keyToken;
 };

@@ -1,0 +1,494 @@
+//===- fp-bench.cpp - Measured prefill on structured inputs -----*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0
+//
+// Runs the operator through the public API on structured inputs (or .npy
+// q, k, v) and prints, per length: device, shape, density, discovery and
+// attention time (CUDA events after warm-up, median of repeats), dense-
+// equivalent and effective TFLOP/s, the time of our own attention with every
+// block kept (same process, same input), the relative L2 error against that
+// dense output, and whether every planted needle was kept. Without a GPU it
+// runs the CPU reference at small sizes, with a notice.
+//
+//===----------------------------------------------------------------------===//
+#include "flashprefill/flashprefill.hpp"
+#include "flashprefill/npy.h"
+#include "flashprefill/reference.h"
+#include "flashprefill/runtime/cuda_driver.h"
+#include "flashprefill/structured_inputs.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using fp::rt::CudaDriver;
+
+struct Options {
+  bool cpu = false, json = false;
+  std::vector<int64_t> lengths{32768};
+  int64_t batch = 1, qHeads = 32, kvHeads = 8, headDim = 128, block = 128;
+  fp_dtype_t dtype = FP_DTYPE_BF16;
+  fp_params_t params;
+  uint64_t seed = 1;
+  int warmup = 3, repeats = 10;
+  std::string npy; ///< "q.npy,k.npy,v.npy"
+};
+
+[[noreturn]] void usage(const char *error) {
+  if (error)
+    std::fprintf(stderr, "fp-bench: %s\n\n", error);
+  std::fprintf(
+      stderr,
+      "usage: fp-bench [options]\n"
+      "  --device gpu|cpu        backend (default gpu; cpu when no GPU)\n"
+      "  --seq-len N             sequence length (default 32768)\n"
+      "  --sweep N1,N2,...       several lengths, one result each\n"
+      "  --batch B --q-heads H --kv-heads H --head-dim D --block B\n"
+      "  --dtype bf16|f16\n"
+      "  --alpha A --sink S --window W --last-n N --min-budget K\n"
+      "  --seed S                structured-input seed (default 1)\n"
+      "  --npy q.npy,k.npy,v.npy inputs from files ([b, s, h, d], uint16\n"
+      "                          bit patterns of --dtype or float32)\n"
+      "  --warmup N --repeats N  timing (default 3 and 10)\n"
+      "  --json                  one JSON object per result on stdout\n");
+  std::exit(error ? 2 : 0);
+}
+
+Options parse(int argc, char **argv) {
+  Options o;
+  fp_params_init(&o.params);
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc)
+        usage((arg + ": expected a value").c_str());
+      return argv[++i];
+    };
+    auto integer = [&]() {
+      std::string v = value();
+      char *end = nullptr;
+      long long n = std::strtoll(v.c_str(), &end, 10);
+      if (*end || v.empty())
+        usage((arg + ": expected an integer, got '" + v + "'").c_str());
+      return int64_t(n);
+    };
+    if (arg == "--help" || arg == "-h")
+      usage(nullptr);
+    else if (arg == "--device") {
+      std::string d = value();
+      if (d != "gpu" && d != "cpu")
+        usage("--device: expected gpu or cpu");
+      o.cpu = d == "cpu";
+    } else if (arg == "--seq-len")
+      o.lengths = {integer()};
+    else if (arg == "--sweep") {
+      o.lengths.clear();
+      std::stringstream list(value());
+      for (std::string item; std::getline(list, item, ',');)
+        o.lengths.push_back(std::atoll(item.c_str()));
+    } else if (arg == "--batch")
+      o.batch = integer();
+    else if (arg == "--q-heads")
+      o.qHeads = integer();
+    else if (arg == "--kv-heads")
+      o.kvHeads = integer();
+    else if (arg == "--head-dim")
+      o.headDim = integer();
+    else if (arg == "--block")
+      o.block = integer();
+    else if (arg == "--dtype") {
+      std::string d = value();
+      if (d != "bf16" && d != "f16")
+        usage("--dtype: expected bf16 or f16");
+      o.dtype = d == "bf16" ? FP_DTYPE_BF16 : FP_DTYPE_F16;
+    } else if (arg == "--alpha")
+      o.params.alpha = std::strtof(value().c_str(), nullptr);
+    else if (arg == "--sink")
+      o.params.sink = int32_t(integer());
+    else if (arg == "--window")
+      o.params.window = int32_t(integer());
+    else if (arg == "--last-n")
+      o.params.last_n = int32_t(integer());
+    else if (arg == "--min-budget")
+      o.params.min_budget = int32_t(integer());
+    else if (arg == "--seed")
+      o.seed = uint64_t(integer());
+    else if (arg == "--warmup")
+      o.warmup = int(integer());
+    else if (arg == "--repeats")
+      o.repeats = std::max<int>(1, int(integer()));
+    else if (arg == "--npy")
+      o.npy = value();
+    else if (arg == "--json")
+      o.json = true;
+    else
+      usage(("unknown option " + arg).c_str());
+  }
+  return o;
+}
+
+/// Query-key pairs attended under `counts`/`ids` (causal inside diagonal
+/// blocks, partial last block counted exactly).
+double attendedPairs(const std::vector<int32_t> &counts,
+                     const std::vector<int32_t> &ids, int64_t rowsOfMask,
+                     int64_t nb, int64_t block, int64_t seqLen) {
+  auto rowsIn = [&](int64_t blk) {
+    return std::min(block, seqLen - blk * block);
+  };
+  double pairs = 0;
+  for (int64_t r = 0; r < rowsOfMask; ++r) {
+    int64_t i = r % nb;
+    for (int32_t c = 0; c < counts[r]; ++c) {
+      int64_t j = ids[r * nb + c];
+      double rows = double(rowsIn(i)), keys = double(rowsIn(j));
+      pairs += j == i ? rows * (rows + 1) / 2 : rows * keys;
+    }
+  }
+  return pairs;
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+/// Results of one length.
+struct Result {
+  std::string device;
+  int64_t seqLen = 0;
+  double density = 0, discoveryMs = 0, attentionMs = 0, denseAttentionMs = 0;
+  double denseFlops = 0, keptFlops = 0, relL2VsDense = 0;
+  int64_t needles = 0, needlesKept = 0;
+  double planMs = 0;
+  std::string kernelOrigin, inputs;
+};
+
+void print(const Options &o, const Result &r) {
+  double total = r.discoveryMs + r.attentionMs;
+  double denseTflops = r.denseFlops / (total * 1e-3) / 1e12;
+  double effTflops = r.keptFlops / (r.attentionMs * 1e-3) / 1e12;
+  double denseOwnTflops = r.denseFlops / (r.denseAttentionMs * 1e-3) / 1e12;
+  const char *dtype = o.dtype == FP_DTYPE_BF16 ? "bf16" : "f16";
+  if (o.json) {
+    std::printf(
+        "{\"device\": \"%s\", \"dtype\": \"%s\", \"batch\": %lld, "
+        "\"seq_len\": %lld, \"q_heads\": %lld, \"kv_heads\": %lld, "
+        "\"head_dim\": %lld, \"block\": %lld, \"alpha\": %g, \"density\": "
+        "%.5f, \"discovery_ms\": %.4f, \"attention_ms\": %.4f, \"total_ms\": "
+        "%.4f, \"dense_equiv_tflops\": %.2f, \"effective_tflops\": %.2f, "
+        "\"all_blocks_attention_ms\": %.4f, \"all_blocks_tflops\": %.2f, "
+        "\"speedup_vs_all_blocks\": %.3f, \"discovery_share\": %.5f, "
+        "\"rel_l2_vs_dense\": %.4e, \"needles\": %lld, \"needles_kept\": "
+        "%lld, \"plan_ms\": %.1f, \"kernels\": \"%s\", \"inputs\": \"%s\"}\n",
+        r.device.c_str(), dtype, (long long)o.batch, (long long)r.seqLen,
+        (long long)o.qHeads, (long long)o.kvHeads, (long long)o.headDim,
+        (long long)o.block, o.params.alpha, r.density, r.discoveryMs,
+        r.attentionMs, total, denseTflops, effTflops, r.denseAttentionMs,
+        denseOwnTflops, r.denseAttentionMs / total,
+        r.discoveryMs / r.denseAttentionMs, r.relL2VsDense,
+        (long long)r.needles, (long long)r.needlesKept, r.planMs,
+        r.kernelOrigin.c_str(), r.inputs.c_str());
+    return;
+  }
+  std::printf(
+      "%s | %s b=%lld s=%lld h_q=%lld h_kv=%lld d=%lld B=%lld alpha=%g\n"
+      "  density %.2f%% | discovery %.3f ms + attention %.3f ms = %.3f ms\n"
+      "  dense-equivalent %.1f TFLOP/s, effective %.1f TFLOP/s on kept "
+      "blocks\n"
+      "  all blocks kept (same kernel): %.3f ms, %.1f TFLOP/s -> speedup "
+      "%.2fx, discovery share %.2f%%\n"
+      "  rel L2 vs all-blocks output %.3e | needles kept %lld/%lld | plan "
+      "%.1f ms (%s)\n",
+      r.device.c_str(), dtype, (long long)o.batch, (long long)r.seqLen,
+      (long long)o.qHeads, (long long)o.kvHeads, (long long)o.headDim,
+      (long long)o.block, o.params.alpha, 100 * r.density, r.discoveryMs,
+      r.attentionMs, total, denseTflops, effTflops, r.denseAttentionMs,
+      denseOwnTflops, r.denseAttentionMs / total,
+      100 * r.discoveryMs / r.denseAttentionMs, r.relL2VsDense,
+      (long long)r.needlesKept, (long long)r.needles, r.planMs,
+      r.kernelOrigin.c_str());
+}
+
+/// q, k, v for one length: generated, or read from --npy.
+fp::testing::StructuredInputs loadInputs(const Options &o, int64_t seqLen) {
+  if (o.npy.empty()) {
+    fp::testing::StructuredConfig c;
+    c.dtype = o.dtype == FP_DTYPE_BF16 ? fp::DType::kBF16 : fp::DType::kF16;
+    c.batch = o.batch;
+    c.seqLen = seqLen;
+    c.numQHeads = o.qHeads;
+    c.numKvHeads = o.kvHeads;
+    c.headDim = o.headDim;
+    c.blockSize = int(o.block);
+    c.seed = o.seed;
+    return fp::testing::makeStructuredInputs(c);
+  }
+  fp::testing::StructuredInputs in;
+  std::stringstream list(o.npy);
+  std::vector<std::string> paths;
+  for (std::string p; std::getline(list, p, ',');)
+    paths.push_back(p);
+  if (paths.size() != 3)
+    usage("--npy: expected q.npy,k.npy,v.npy");
+  fp::DType dtype =
+      o.dtype == FP_DTYPE_BF16 ? fp::DType::kBF16 : fp::DType::kF16;
+  std::vector<uint16_t> *dst[3] = {&in.q, &in.k, &in.v};
+  for (int i = 0; i < 3; ++i) {
+    auto array = fp::readNpy(paths[i]);
+    if (!array.isOk()) {
+      std::fprintf(stderr, "fp-bench: %s\n",
+                   array.status().toString().c_str());
+      std::exit(1);
+    }
+    auto tensor = fp::ref::tensorFromNpy(*array, dtype, paths[i]);
+    if (!tensor.isOk()) {
+      std::fprintf(stderr, "fp-bench: %s\n",
+                   tensor.status().toString().c_str());
+      std::exit(1);
+    }
+    *dst[i] = tensor->storage();
+  }
+  in.description = "npy(" + o.npy + ")";
+  return in;
+}
+
+fp_tensor_t tensorOf(void *data, int64_t b, int64_t s, int64_t h,
+                     int64_t d) {
+  return {data, {b, s, h, d}, {s * h * d, h * d, d, 1}};
+}
+
+/// Times `fn` `repeats` times after `warmup` runs; median in ms.
+double timeGpu(const CudaDriver *drv, int warmup, int repeats,
+               const std::function<void()> &fn) {
+  const auto &api = drv->api();
+  CUevent start, stop;
+  api.eventCreate(&start, CU_EVENT_DEFAULT);
+  api.eventCreate(&stop, CU_EVENT_DEFAULT);
+  for (int i = 0; i < warmup; ++i)
+    fn();
+  std::vector<double> ms;
+  for (int i = 0; i < repeats; ++i) {
+    api.eventRecord(start, nullptr);
+    fn();
+    api.eventRecord(stop, nullptr);
+    api.eventSynchronize(stop);
+    float elapsed = 0;
+    api.eventElapsedTime(&elapsed, start, stop);
+    ms.push_back(elapsed);
+  }
+  api.eventDestroy(start);
+  api.eventDestroy(stop);
+  return median(ms);
+}
+
+void check(const fp::Status &status, const char *what) {
+  if (!status.isOk()) {
+    std::fprintf(stderr, "fp-bench: %s: %s\n", what,
+                 status.toString().c_str());
+    std::exit(1);
+  }
+}
+
+/// One length on the GPU or the CPU.
+Result runOne(const Options &o, int64_t seqLen, bool cpu,
+              const CudaDriver *drv) {
+  Result r;
+  r.seqLen = seqLen;
+  const int64_t b = o.batch, d = o.headDim;
+  const int64_t nb = (seqLen + o.block - 1) / o.block;
+  fp::testing::StructuredInputs in = loadInputs(o, seqLen);
+  r.inputs = in.description;
+
+  fp_plan_spec_t spec;
+  fp_plan_spec_init(&spec);
+  spec.device = cpu ? FP_DEVICE_CPU : 0;
+  spec.dtype = o.dtype;
+  spec.head_dim = int32_t(d);
+  spec.num_q_heads = int32_t(o.qHeads);
+  spec.num_kv_heads = int32_t(o.kvHeads);
+  spec.block_size = int32_t(o.block);
+  spec.max_batch = b;
+  spec.max_seq_len = seqLen;
+  auto start = std::chrono::steady_clock::now();
+  auto plan = fp::Plan::create(spec);
+  check(plan.isOk() ? fp::Status::ok() : plan.status(), "plan");
+  r.planMs = std::chrono::duration<double, std::milli>(
+                 std::chrono::steady_clock::now() - start)
+                 .count();
+  r.device = (*plan)->info().device;
+  r.kernelOrigin = (*plan)->info().kernelOrigin;
+
+  size_t qBytes = in.q.size() * 2, kvBytes = in.k.size() * 2;
+  size_t rows = size_t(b * o.qHeads * nb);
+  size_t selectBytes = *(*plan)->selectWorkspaceBytes(b, seqLen);
+  std::vector<int32_t> counts(rows), ids(rows * nb), denseCounts(rows),
+      denseIds(rows * nb);
+  std::vector<uint16_t> out(in.q.size()), denseOut(in.q.size());
+  fp_params_t dense = o.params;
+  dense.alpha = 0; // keeps every causal block
+
+  if (cpu) {
+    std::vector<char> workspace(selectBytes);
+    fp_tensor_t q = tensorOf(in.q.data(), b, seqLen, o.qHeads, d);
+    fp_tensor_t k = tensorOf(in.k.data(), b, seqLen, o.kvHeads, d);
+    fp_tensor_t v = tensorOf(in.v.data(), b, seqLen, o.kvHeads, d);
+    fp_tensor_t ot = tensorOf(out.data(), b, seqLen, o.qHeads, d);
+    fp_tensor_t dt = tensorOf(denseOut.data(), b, seqLen, o.qHeads, d);
+    fp_mask_t mask{counts.data(), ids.data(), b, o.qHeads, nb};
+    fp_mask_t denseMask{denseCounts.data(), denseIds.data(), b, o.qHeads, nb};
+    auto wall = [](const std::function<void()> &fn) {
+      auto t0 = std::chrono::steady_clock::now();
+      fn();
+      return std::chrono::duration<double, std::milli>(
+                 std::chrono::steady_clock::now() - t0)
+          .count();
+    };
+    r.discoveryMs = wall([&] {
+      check((*plan)->select(&q, &k, &o.params, &mask, workspace.data(),
+                            selectBytes, nullptr),
+            "select");
+    });
+    r.attentionMs = wall([&] {
+      check((*plan)->attend(&q, &k, &v, &mask, &ot, &o.params, nullptr),
+            "attend");
+    });
+    check((*plan)->select(&q, &k, &dense, &denseMask, workspace.data(),
+                          selectBytes, nullptr),
+          "select (all blocks)");
+    r.denseAttentionMs = wall([&] {
+      check((*plan)->attend(&q, &k, &v, &denseMask, &dt, &dense, nullptr),
+            "attend (all blocks)");
+    });
+  } else {
+    const auto &api = drv->api();
+    auto alloc = [&](size_t bytes) {
+      CUdeviceptr p = 0;
+      check(drv->check(api.memAlloc(&p, std::max<size_t>(bytes, 256)),
+                       "cuMemAlloc"),
+            "allocation");
+      return p;
+    };
+    CUdeviceptr dq = alloc(qBytes), dk = alloc(kvBytes), dv = alloc(kvBytes),
+                dout = alloc(qBytes), ddense = alloc(qBytes),
+                dws = alloc(selectBytes), dcounts = alloc(rows * 4),
+                dids = alloc(rows * nb * 4), ddc = alloc(rows * 4),
+                ddi = alloc(rows * nb * 4);
+    api.memcpyHtoD(dq, in.q.data(), qBytes);
+    api.memcpyHtoD(dk, in.k.data(), kvBytes);
+    api.memcpyHtoD(dv, in.v.data(), kvBytes);
+    auto ptr = [](CUdeviceptr p) { return reinterpret_cast<void *>(p); };
+    fp_tensor_t q = tensorOf(ptr(dq), b, seqLen, o.qHeads, d);
+    fp_tensor_t k = tensorOf(ptr(dk), b, seqLen, o.kvHeads, d);
+    fp_tensor_t v = tensorOf(ptr(dv), b, seqLen, o.kvHeads, d);
+    fp_tensor_t ot = tensorOf(ptr(dout), b, seqLen, o.qHeads, d);
+    fp_tensor_t dt = tensorOf(ptr(ddense), b, seqLen, o.qHeads, d);
+    fp_mask_t mask{static_cast<int32_t *>(ptr(dcounts)),
+                   static_cast<int32_t *>(ptr(dids)), b, o.qHeads, nb};
+    fp_mask_t denseMask{static_cast<int32_t *>(ptr(ddc)),
+                        static_cast<int32_t *>(ptr(ddi)), b, o.qHeads, nb};
+    r.discoveryMs = timeGpu(drv, o.warmup, o.repeats, [&] {
+      check((*plan)->select(&q, &k, &o.params, &mask, ptr(dws), selectBytes,
+                            nullptr),
+            "select");
+    });
+    r.attentionMs = timeGpu(drv, o.warmup, o.repeats, [&] {
+      check((*plan)->attend(&q, &k, &v, &mask, &ot, &o.params, nullptr),
+            "attend");
+    });
+    check((*plan)->select(&q, &k, &dense, &denseMask, ptr(dws), selectBytes,
+                          nullptr),
+          "select (all blocks)");
+    r.denseAttentionMs = timeGpu(drv, o.warmup, o.repeats, [&] {
+      check((*plan)->attend(&q, &k, &v, &denseMask, &dt, &dense, nullptr),
+            "attend (all blocks)");
+    });
+    api.ctxSynchronize();
+    api.memcpyDtoH(counts.data(), dcounts, rows * 4);
+    api.memcpyDtoH(ids.data(), dids, rows * nb * 4);
+    api.memcpyDtoH(out.data(), dout, qBytes);
+    api.memcpyDtoH(denseOut.data(), ddense, qBytes);
+    for (CUdeviceptr p : {dq, dk, dv, dout, ddense, dws, dcounts, dids, ddc,
+                          ddi})
+      api.memFree(p);
+  }
+
+  // Density, FLOPs, error vs all blocks, needles.
+  int64_t kept = 0;
+  for (int32_t c : counts)
+    kept += c;
+  double causalBlocks = double(b * o.qHeads) * nb * (nb + 1) / 2;
+  r.density = kept / causalBlocks;
+  double densePairs = double(b * o.qHeads) * seqLen * (seqLen + 1) / 2;
+  r.denseFlops = 4.0 * d * densePairs;
+  r.keptFlops =
+      4.0 * d * attendedPairs(counts, ids, int64_t(rows), nb, o.block, seqLen);
+  fp::DType dtype =
+      o.dtype == FP_DTYPE_BF16 ? fp::DType::kBF16 : fp::DType::kF16;
+  std::vector<double> sparseValues(out.size()), denseValues(out.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    sparseValues[i] = fp::bitsToFloat(dtype, out[i]);
+    denseValues[i] = fp::bitsToFloat(dtype, denseOut[i]);
+  }
+  r.relL2VsDense = fp::testing::relativeL2(sparseValues, denseValues);
+  for (const auto &n : in.needles) {
+    ++r.needles;
+    int64_t row = (n.batch * o.qHeads + n.head) * nb + n.queryBlock;
+    const int32_t *begin = &ids[row * nb], *end = begin + counts[row];
+    r.needlesKept += std::find(begin, end, int32_t(n.keyBlock)) != end;
+  }
+  return r;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  Options o = parse(argc, argv);
+  if (fp::Status s = fp::validateParams(&o.params); !s.isOk()) {
+    std::fprintf(stderr, "fp-bench: %s\n", s.toString().c_str());
+    return 2;
+  }
+  bool cpu = o.cpu;
+  const CudaDriver *drv = nullptr;
+  if (!cpu) {
+    auto driver = CudaDriver::get();
+    if (!driver.isOk() || (*driver)->deviceCount() == 0 ||
+        !(*driver)->makePrimaryContextCurrent(0).isOk()) {
+      std::fprintf(stderr,
+                   "fp-bench: no CUDA device (%s); running the CPU reference "
+                   "at small sizes instead\n",
+                   driver.isOk() ? "0 devices"
+                                 : driver.status().message().c_str());
+      cpu = true;
+    } else {
+      drv = *driver;
+    }
+  }
+  if (cpu) {
+    // The reference is O(s^2) on 2-16 cores: keep it to seconds.
+    for (int64_t &len : o.lengths)
+      if (len * o.qHeads * o.batch > 4096 * 8) {
+        int64_t small = std::max<int64_t>(512, 4096 * 8 / (o.qHeads * o.batch));
+        std::fprintf(stderr,
+                     "fp-bench: CPU backend: length %lld reduced to %lld\n",
+                     (long long)len, (long long)small);
+        len = small;
+      }
+  }
+  for (size_t i = 0; i < o.lengths.size(); ++i) {
+    if (o.lengths.size() > 1)
+      std::fprintf(stderr, "[%zu/%zu] seq_len %lld ...\n", i + 1,
+                   o.lengths.size(), (long long)o.lengths[i]);
+    print(o, runOne(o, o.lengths[i], cpu, drv));
+    std::fflush(stdout);
+  }
+  return 0;
+}
