@@ -7,16 +7,20 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 nvcc="${NVCC:-/usr/local/cuda/bin/nvcc}"
 mkdir -p "$here/bin"
+# DEVICE_INCLUDE overrides the device headers (A/B against another version);
+# OUT_NAME the binary name.
+dev_inc="${DEVICE_INCLUDE:-$root/runtime/device}"
+out_name="${OUT_NAME:-kernel_check}"
 "$nvcc" -std=c++17 -O3 -lineinfo \
   -gencode=arch=compute_90a,code=sm_90a \
   -gencode=arch=compute_80,code=compute_80 \
-  -I"$root/runtime/device" -I"$root/runtime/include" \
+  -I"$dev_inc" -I"$root/runtime/include" \
   -Xptxas -v -Xcompiler -static-libstdc++,-static-libgcc -Xcompiler -pthread \
   --threads 2 \
   "$@" \
-  "$here/kernel_check.cu" -o "$here/bin/kernel_check" 2> "$here/bin/ptxas.log" || {
-  cat "$here/bin/ptxas.log" >&2
+  "$here/kernel_check.cu" -o "$here/bin/$out_name" 2> "$here/bin/$out_name.ptxas.log" || {
+  cat "$here/bin/$out_name.ptxas.log" >&2
   exit 1
 }
-grep -E "error|warning" "$here/bin/ptxas.log" | grep -v "Compiling entry" || true
-echo "built $here/bin/kernel_check"
+grep -E "error|warning" "$here/bin/$out_name.ptxas.log" | grep -v "Compiling entry" || true
+echo "built $here/bin/$out_name"

@@ -34,9 +34,6 @@ namespace dev {
 
 FP_HOST_DEVICE constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
 FP_HOST_DEVICE constexpr int const_min(int a, int b) { return a < b ? a : b; }
-FP_HOST_DEVICE constexpr int const_max(int a, int b) { return a > b ? a : b; }
-FP_HOST_DEVICE constexpr int round_up(int a, int b) { return ceil_div(a, b) * b; }
-FP_HOST_DEVICE constexpr bool is_pow2(int a) { return a > 0 && (a & (a - 1)) == 0; }
 
 /// Minimal `is_same`, because NVRTC has no <type_traits> without CCCL and
 /// pulling CCCL in for one trait would cost compile time.
@@ -62,7 +59,6 @@ constexpr float kScoreEpsilon = 1e-9f;
 #ifdef FP_SCORE_EPSILON
 static_assert(kScoreEpsilon == FP_SCORE_EPSILON, "kScoreEpsilon must match defaults.h");
 #endif
-constexpr float kLn2 = 0.6931471805599453f;
 
 /// exp2 with the hardware approximation (MUFU.EX2, relative error ~2^-22).
 /// The plain exp2f() adds denormal handling we do not need: every caller
@@ -82,6 +78,27 @@ FP_DEVICE int opaque_thread_index() {
   int t;
   asm volatile("mov.u32 %0, %%tid.x;" : "=r"(t));
   return t;
+}
+
+/// 1 / x for normal, finite x > 0, within an ulp: MUFU.RCP plus one Newton
+/// step. IEEE division (and __frcp_rn) compile to a subroutine call whose
+/// calling convention forces live registers to the stack; the callers here
+/// divide by sums >= 1e-9, far from the denormal and overflow corners the
+/// slow path exists for.
+FP_DEVICE float fast_rcp(float x) {
+  const float r = __fdividef(1.f, x);
+  return fmaf(fmaf(-x, r, 1.f), r, r);
+}
+
+/// blockIdx read through volatile asm (see opaque_thread_index): lets a
+/// kernel tail recompute its grid coordinates instead of holding them, and
+/// everything derived from them, in registers across a long loop.
+FP_DEVICE uint3 opaque_block_index() {
+  uint3 b;
+  asm volatile("mov.u32 %0, %%ctaid.x;" : "=r"(b.x));
+  asm volatile("mov.u32 %0, %%ctaid.y;" : "=r"(b.y));
+  asm volatile("mov.u32 %0, %%ctaid.z;" : "=r"(b.z));
+  return b;
 }
 
 //===----------------------------------------------------------------------===//
@@ -125,36 +142,8 @@ FP_DEVICE void unpack8(const uint4 &chunk, float (&out)[8]) {
 }
 
 //===----------------------------------------------------------------------===//
-// Warp and block reductions.
+// Block reductions.
 //===----------------------------------------------------------------------===//
-
-FP_DEVICE float warp_max(float v) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1)
-    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
-  return v;
-}
-
-FP_DEVICE float warp_min(float v) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1)
-    v = fminf(v, __shfl_xor_sync(0xffffffffu, v, off));
-  return v;
-}
-
-FP_DEVICE float warp_sum(float v) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1)
-    v += __shfl_xor_sync(0xffffffffu, v, off);
-  return v;
-}
-
-FP_DEVICE int warp_sum(int v) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1)
-    v += __shfl_xor_sync(0xffffffffu, v, off);
-  return v;
-}
 
 /// Reduction operators for block_reduce.
 struct MaxOp {
@@ -230,30 +219,69 @@ template <int kRows, int kCols> struct SwizzledTile {
   static constexpr int kGroup = kMask + 1;
 };
 
-/// Per-lane ldmatrix offsets for a SwizzledTile, precomputed so that every
-/// address inside the unrolled MMA loops is one register plus an immediate.
-/// A lane reads row `row_const + lane_row` (row_const a multiple of 8) and
-/// chunk `2 * step + lane_chunk` (lane_chunk 0 or 1). Because the swizzle
-/// only permutes chunks inside aligned groups of kGroup, the address is
-///   offset(row_const, group base) + lane_offset[(2 * step % kGroup) / 2],
-/// with the first term a compile-time constant. Without this, the compiler
-/// hoists one computed address per (row, chunk) pair out of the key loop and
-/// runs out of registers.
-template <typename Tile> struct LaneOffsets {
-  static constexpr int kVariants = Tile::kGroup >= 2 ? Tile::kGroup / 2 : 1;
-  int offset[kVariants];
+/// XOR through volatile asm: the compiler can neither fold it into a
+/// loop-invariant value nor hoist it out of a loop. Used for shared-memory
+/// addresses that would otherwise each be precomputed into a register that
+/// stays live across the whole key loop (the sm80 attention mainloop sits at
+/// the 255-register limit).
+FP_DEVICE unsigned opaque_xor(unsigned a, unsigned b) {
+  unsigned r;
+  asm volatile("xor.b32 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
+
+/// Per-lane ldmatrix addressing for a SwizzledTile. A lane reads row
+/// `row_const + lane_row` (row_const a multiple of 16) and chunk
+/// `2 * step + lane_chunk` (lane_chunk 0 or 1). The swizzle only permutes
+/// chunks inside aligned groups of kGroup, and inside a group
+///   ((2v + lane_chunk) ^ x) * 16 == (32 v) ^ ((lane_chunk ^ x) * 16)
+/// with x = lane_row & kMask and v = step % (kGroup / 2). So the address is
+/// `tile + lane offset for v` plus a compile-time constant, in two flavours:
+///  * kCompact = false: the kGroup / 2 lane offsets sit in registers; every
+///    ldmatrix is one register plus an immediate (fastest, more registers);
+///  * kCompact = true: one register, lane_base = row bytes + (lane_chunk ^ x)
+///    * 16, and an XOR by 32 v per ldmatrix (for register-bound kernels).
+/// Needs `tile` aligned to kGroup * 16 bytes.
+template <typename Tile, bool kCompact> struct LaneOffsets;
+
+template <typename Tile> struct LaneOffsets<Tile, false> {
+  static constexpr int kVariants = Tile::kGroup / 2;
+  unsigned offset[kVariants];
 
   FP_DEVICE LaneOffsets(int lane_row, int lane_chunk) {
 #pragma unroll
     for (int v = 0; v < kVariants; ++v)
-      offset[v] = Tile::chunk_offset(lane_row, 2 * v + lane_chunk);
+      offset[v] = static_cast<unsigned>(Tile::chunk_offset(lane_row, 2 * v + lane_chunk));
   }
 
-  /// Byte offset for 16-row-aligned `row_const` and k-step `step`
-  /// (chunk 2 * step + lane_chunk); both must be compile-time after unrolling.
-  FP_DEVICE int at(int row_const, int step) const {
+  /// Address for 16-row-aligned `row_const` and k-step `step`, both
+  /// compile-time constants after unrolling.
+  template <bool kOpaque = false>
+  FP_DEVICE unsigned at(unsigned tile, int row_const, int step) const {
     const int chunk_base = (2 * step) / Tile::kGroup * Tile::kGroup;
-    return (row_const * Tile::kChunks + chunk_base) * 16 + offset[(2 * step % Tile::kGroup) / 2];
+    return tile + offset[(2 * step % Tile::kGroup) / 2] +
+           static_cast<unsigned>((row_const * Tile::kChunks + chunk_base) * 16);
+  }
+};
+
+template <typename Tile> struct LaneOffsets<Tile, true> {
+  unsigned lane_base;
+
+  FP_DEVICE LaneOffsets(int lane_row, int lane_chunk)
+      : lane_base(static_cast<unsigned>(lane_row * Tile::kChunks * 16 +
+                                        ((lane_chunk ^ (lane_row & Tile::kMask)) * 16))) {}
+
+  /// As above. kOpaque hides the XOR from the compiler: needed when `tile`
+  /// is loop-invariant (the Q tile), whose XOR variants would otherwise be
+  /// hoisted into registers live across the key loop, undoing the point.
+  template <bool kOpaque = false>
+  FP_DEVICE unsigned at(unsigned tile, int row_const, int step) const {
+    const int chunk_base = (2 * step) / Tile::kGroup * Tile::kGroup;
+    const unsigned variant = static_cast<unsigned>((2 * step % Tile::kGroup) / 2) * 32u;
+    const unsigned base = tile + lane_base;
+    const unsigned swizzled =
+        variant == 0 ? base : (kOpaque ? opaque_xor(base, variant) : base ^ variant);
+    return swizzled + static_cast<unsigned>((row_const * Tile::kChunks + chunk_base) * 16);
   }
 };
 

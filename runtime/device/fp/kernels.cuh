@@ -22,33 +22,46 @@
 /// Element is __nv_bfloat16 or __half. Generated glue looks like
 ///
 ///   #include "fp/kernels.cuh"
-///   extern "C" __global__ void __launch_bounds__(128)
+///   extern "C" __global__ void __launch_bounds__(128, 1)
 ///   fp_masked_attention_bf16_d128_b128(FpAttentionParams params) {
-///     fp::dev::masked_attention<__nv_bfloat16, 128, 128, 128, 64, 4, 2, 80>(params);
+///     fp::dev::masked_attention<__nv_bfloat16, 128, 128, 128, 32, 4, 2, 80>(params);
 ///   }
+///
+/// Prefer __launch_bounds__(threads, 1) in the glue: with a bare
+/// __launch_bounds__(threads) ptxas may trade a few spill bytes for
+/// occupancy (it did for some discovery configs during development; none of
+/// the defaults below spills in either form today).
 ///
 /// NVRTC: NVRTC 13.0 has no built-in cuda_bf16.h / cuda_fp16.h. Pass
 /// -I<cuda>/include, or hand NVRTC the four headers cuda_bf16.h,
 /// cuda_bf16.hpp, cuda_fp16.h and cuda_fp16.hpp as in-memory headers (they
-/// need nothing else that NVRTC lacks). Nothing else outside runtime/device
-/// is included.
+/// need nothing else that NVRTC lacks). All fp headers include each other as
+/// "fp/<name>", so in-memory headers must be named that way (NVRTC does not
+/// resolve quoted includes relative to the including header). No CCCL, no
+/// host standard library. -std=c++17 (NVRTC's default) is required.
 ///
 /// Default tile configurations, one per (head dim d, block size B), for both
-/// element types. Each compiles spill-free for sm_80 (kArch 80) and sm_90a
-/// (kArch 90) and fits the sm_80 opt-in shared memory (163 KB), hence also
-/// sm_90's 227 KB; bench/dev/compile_check.py re-checks them through NVRTC.
+/// element types. Each compiles spill-free through NVRTC for sm_80
+/// (kArch 80) and sm_90a (kArch 90) and fits sm_80's 163 KB opt-in shared
+/// memory (so also sm_90's 227 KB); bench/dev/compile_check.py re-checks
+/// them. Registers are bf16, sm_80 / sm_90a.
 ///
-///   d    B   | pool    | discovery    | attention                   | attention
-///            | threads | chunk warps  | BlockM BlockN warps stages  | smem (bytes)
-///   ---------+---------+--------------+-----------------------------+-------------
-///   64   64  | 128     | 64    4      | 64     64     4     2       | 40960
-///   64   128 | 128     | 64    4      | 128    64     4     2       | 49152
-///   128  64  | 128     | 64    4      | 64     64     4     2       | 81920
-///   128  128 | 128     | 64    4      | 128    64     8     2       | 98304
-///   256  64  | 128     | 32    4      | 64     32     4     2       | 98304
-///   256  128 | 128     | 32    4      | 128    32     8     2       | 131072
+///   d    B   | pool    | discovery         | attention                  | attention
+///            | threads | chunk warps regs  | BlockM BlockN warps stages | smem B   regs
+///   ---------+---------+-------------------+----------------------------+--------------
+///   64   64  | 128     | 64    4     100   | 64     64     4     2      | 40960  142/142
+///   64   128 | 128     | 64    4     147   | 128    64     4     2      | 49152  222/227
+///   128  64  | 128     | 64    4     112   | 64     64     4     2      | 81920  180/186
+///   128  128 | 128     | 64    4     153   | 128    32     4     2      | 65536  245/245
+///   256  64  | 128     | 32    4     100   | 64     32     4     2      | 98304  246/255
+///   256  128 | 128     | 32    4     128   | 64     32     4     2      | 98304  246/255
 ///
-/// Discovery dynamic smem = kSmemBaseBytes + 8 * num_blocks (DiscoveryTraits).
+/// Pool: 32-34 registers, 4 KB static shared memory. Discovery dynamic smem =
+/// kSmemBaseBytes + 8 * num_blocks (DiscoveryTraits), e.g. 67776 + 8 nb at
+/// d = 128, B = 128. Dense causal attention on one H100 (bf16, h_q 32,
+/// h_kv 8, 16K tokens, sm_90a build of these sm80 mainloops): 318-332
+/// TFLOP/s at d = 128 with the default, 352 with 128x64x4x2, which spills
+/// 8-16 bytes and so is not a default.
 ///
 //===----------------------------------------------------------------------===//
 #ifndef FP_DEVICE_KERNELS_CUH

@@ -231,8 +231,8 @@ __device__ void pattern_discovery(const FpDiscoveryParams &params) {
   // First position that sees the diagonal block (its last valid token).
   const int diag_start = last_row;
 
-  const LaneOffsets<QTile> q_off(warp * kWarpRows + (lane & 15), lane >> 4);
-  const LaneOffsets<KTile> k_off((lane & 7) + ((lane >> 4) << 3), (lane >> 3) & 1);
+  const LaneOffsets<QTile, false> q_off(warp * kWarpRows + (lane & 15), lane >> 4);
+  const LaneOffsets<KTile, false> k_off((lane & 7) + ((lane >> 4) << 3), (lane >> 3) & 1);
   const unsigned s_q_addr = sm80::smem_addr(s_q);
   const unsigned s_kbar_addr = sm80::smem_addr(s_kbar);
 
@@ -259,11 +259,11 @@ __device__ void pattern_discovery(const FpDiscoveryParams &params) {
       unsigned a[kMTiles][4];
 #pragma unroll
       for (int mt = 0; mt < kMTiles; ++mt)
-        sm80::ldmatrix_x4(a[mt], s_q_addr + q_off.at(mt * 16, kk));
+        sm80::ldmatrix_x4(a[mt], q_off.template at<true>(s_q_addr, mt * 16, kk));
 #pragma unroll
       for (int np = 0; np < kNTiles / 2; ++np) {
         unsigned b[4];
-        sm80::ldmatrix_x4(b, s_k_addr + k_off.at(np * 16, kk));
+        sm80::ldmatrix_x4(b, k_off.at(s_k_addr, np * 16, kk));
 #pragma unroll
         for (int mt = 0; mt < kMTiles; ++mt) {
           sm80::mma_16816<Element>(acc[mt][2 * np], a[mt], b[0], b[1]);
@@ -333,19 +333,29 @@ __device__ void pattern_discovery(const FpDiscoveryParams &params) {
   }
   __syncthreads();
 
+  // Threshold and compaction. The grid coordinates and the mask-row
+  // addresses are rebuilt here rather than kept alive across the scoring
+  // loop (ptxas otherwise spills them to reach its occupancy target).
+  const uint3 cta = opaque_block_index();
+  const int qb_t = gridDim.x - 1 - static_cast<int>(cta.x);
+  const fp_i64 row_t = (static_cast<fp_i64>(cta.z) * params.num_q_heads + cta.y) * nb + qb_t;
+  fp_i32 *ids_row = params.ids + row_t * nb;
+  const int scored_t = qb_t + 1;
+  const bool dense_t = qb_t >= nb - params.last_n;
+
   // Rescale each chunk's energies to the final max, normalise.
   float part_sum = 0.f;
-  for (int j = threadIdx.x; j < num_scored; j += kNumThreads) {
+  for (int j = threadIdx.x; j < scored_t; j += kNumThreads) {
     const float cm = s_chunk_max[j / kKeyChunk];
     const float e = run_max == neg_inf() ? 0.f : s_score[j] * fast_exp2(cm - run_max);
     s_score[j] = e;
     part_sum += e;
   }
   const float total = block_reduce<kNumWarps>(part_sum, s_scratch, SumOp());
-  const float denom = total + kScoreEpsilon;
+  const float inv_denom = fast_rcp(total + kScoreEpsilon);
   float part_max = neg_inf(), part_min = pos_inf();
-  for (int j = threadIdx.x; j < num_scored; j += kNumThreads) {
-    const float s = s_score[j] / denom;
+  for (int j = threadIdx.x; j < scored_t; j += kNumThreads) {
+    const float s = s_score[j] * inv_denom;
     s_score[j] = s;
     part_max = fmaxf(part_max, s);
     part_min = fminf(part_min, s);
@@ -358,7 +368,7 @@ __device__ void pattern_discovery(const FpDiscoveryParams &params) {
                               : alpha * score_max;
 
   auto forced = [&](int j) {
-    return j < params.sink || qb - j < params.window || dense_tail;
+    return j < params.sink || qb_t - j < params.window || dense_t;
   };
   // min_budget: the k-th largest non-forced score joins the threshold. With
   // k or fewer candidates every candidate is kept (budget 0.0 passes all).
@@ -366,14 +376,14 @@ __device__ void pattern_discovery(const FpDiscoveryParams &params) {
   const int k = params.min_budget;
   if (k > 0) {
     int cand = 0;
-    for (int j = threadIdx.x; j < num_scored; j += kNumThreads)
+    for (int j = threadIdx.x; j < scored_t; j += kNumThreads)
       cand += forced(j) ? 0 : 1;
     cand = block_reduce<kNumWarps>(cand, reinterpret_cast<int *>(s_scratch), SumOp());
     if (cand <= k)
       budget = 0.f;
     else
       budget = detail::kth_largest<kNumWarps>(
-          s_score, num_scored, k, [&](int j) { return !forced(j); }, s_hist, s_misc);
+          s_score, scored_t, k, [&](int j) { return !forced(j); }, s_hist, s_misc);
   }
 
   // Compaction: block-wide exclusive prefix sum of the keep flags, in
@@ -381,10 +391,10 @@ __device__ void pattern_discovery(const FpDiscoveryParams &params) {
   int written = 0;
   fp_i32 *s_warp_count = reinterpret_cast<fp_i32 *>(s_hist); // histogram is free now
 #pragma unroll 1
-  for (int base = 0; base < num_scored; base += kNumThreads) {
+  for (int base = 0; base < scored_t; base += kNumThreads) {
     const int j = base + threadIdx.x;
     bool keep = false;
-    if (j < num_scored) {
+    if (j < scored_t) {
       const float s = s_score[j];
       keep = forced(j) || s >= threshold || s >= budget;
     }
@@ -400,20 +410,20 @@ __device__ void pattern_discovery(const FpDiscoveryParams &params) {
       round_total += c;
     }
     if (keep)
-      ids_out[written + before + __popc(ballot & ((1u << lane) - 1u))] = j;
+      ids_row[written + before + __popc(ballot & ((1u << lane) - 1u))] = j;
     written += round_total;
     __syncthreads();
   }
   if (threadIdx.x == 0) {
-    params.counts[mask_row] = written;
+    params.counts[row_t] = written;
     if (params.kept_counter != nullptr)
       atomicAdd(reinterpret_cast<unsigned long long *>(params.kept_counter),
                 static_cast<unsigned long long>(written));
   }
   if (params.debug_scores != nullptr) {
-    float *dbg = params.debug_scores + mask_row * nb;
+    float *dbg = params.debug_scores + row_t * nb;
     for (int j = threadIdx.x; j < nb; j += kNumThreads)
-      dbg[j] = j < num_scored ? s_score[j] : 0.f;
+      dbg[j] = j < scored_t ? s_score[j] : 0.f;
   }
 }
 
