@@ -157,7 +157,7 @@ std::string poolRole(BlockPoolOp op) {
   return "pool";
 }
 
-/// Emits `extern "C" __global__ __launch_bounds__(T) void entry(Params p)`
+/// Emits `extern "C" __global__ __launch_bounds__(T, 1) void entry(Params p)`
 /// calling the plan's template.
 void emitKernel(OpBuilder &builder, Location loc, const KernelPlan &plan) {
   MLIRContext *ctx = builder.getContext();
@@ -166,7 +166,9 @@ void emitKernel(OpBuilder &builder, Location loc, const KernelPlan &plan) {
   auto func = emitc::FuncOp::create(builder, loc, plan.entry, funcType);
   func.setSpecifiersAttr(builder.getStrArrayAttr(
       {"extern \"C\"", "__global__",
-       llvm::formatv("__launch_bounds__({0})", plan.info.threads).str()}));
+       // Min 1 CTA per SM: a bare bound let ptxas cap some discovery
+       // configs at 72-96 registers and spill.
+       llvm::formatv("__launch_bounds__({0}, 1)", plan.info.threads).str()}));
   func->setAttr("fp.kernel", plan.info.toAttribute(ctx));
   Block *body = func.addEntryBlock();
   OpBuilder::InsertionGuard guard(builder);

@@ -8,7 +8,7 @@
 // CHECK: emitc.include "fp/kernels.cuh"
 // CHECK: emitc.func @[[POOL]](%[[P:.+]]: !emitc.opaque<"FpPoolParams">)
 // CHECK-SAME: fp.kernel = {grid = "blocks,heads,batch", params = "FpPoolParams", smem_base = 0 : i64, smem_per_key_block = 0 : i64, threads = 128 : i64}
-// CHECK-SAME: specifiers = ["extern \22C\22", "__global__", "__launch_bounds__(128)"]
+// CHECK-SAME: specifiers = ["extern \22C\22", "__global__", "__launch_bounds__(128, 1)"]
 // CHECK: call_opaque "fp::dev::block_pool"(%[[P]]) {template_args = [#emitc.opaque<"__nv_bfloat16">, 128 : i32, 128 : i32, 128 : i32]}
 // CHECK: emitc.func @[[DISC]](
 // CHECK-SAME: threads = 256 : i64

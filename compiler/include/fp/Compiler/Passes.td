@@ -92,7 +92,7 @@ def ConvertFPToEmitC : Pass<"convert-fp-to-emitc", "::mlir::ModuleOp"> {
   let summary = "Lower tiled fp kernel ops to EmitC CUDA kernels";
   let description = [{
     Turns each function of tiled fp ops into `emitc.func` CUDA kernels (one
-    per distinct kernel; `extern "C" __global__ __launch_bounds__(threads)`)
+    per distinct kernel; `extern "C" __global__ __launch_bounds__(threads, 1)`)
     whose bodies call the device templates of `runtime/device/fp/kernels.cuh`
     with the tile configuration as template arguments. Element types are the
     opaque `__nv_bfloat16` / `__half` (EmitC's own bf16 and f16 print as
@@ -109,7 +109,7 @@ def ConvertFPToEmitC : Pass<"convert-fp-to-emitc", "::mlir::ModuleOp"> {
     ```mlir
     emitc.include "fp/kernels.cuh"
     emitc.func @fp_block_pool_bf16_d128_b128(%arg0: !emitc.opaque<"FpPoolParams">)
-        attributes {specifiers = ["extern \"C\"", "__global__", "__launch_bounds__(128)"]} {
+        attributes {specifiers = ["extern \"C\"", "__global__", "__launch_bounds__(128, 1)"]} {
       emitc.call_opaque "fp::dev::block_pool"(%arg0) {template_args = [...]} : ...
       emitc.return
     }
