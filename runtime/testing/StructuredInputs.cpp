@@ -10,8 +10,10 @@
 #include "flashprefill/structured_inputs.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <random>
+#include <thread>
 
 namespace fp::testing {
 namespace {
@@ -50,8 +52,6 @@ StructuredInputs makeStructuredInputs(const StructuredConfig &c) {
   out.q.resize(size_t(c.batch * s * c.numQHeads * d));
   out.k.resize(size_t(c.batch * s * c.numKvHeads * d));
   out.v.resize(out.k.size());
-  std::mt19937_64 rng(c.seed);
-  std::normal_distribution<float> normal;
 
   // Positional band: pairs of dims rotate with frequencies spread over
   // [1/localWidth, 1/(4*localWidth)], so cos((tq - tk) w) sums to a peak at
@@ -64,8 +64,16 @@ StructuredInputs makeStructuredInputs(const StructuredConfig &c) {
   const int64_t needleTokens =
       c.needleTokens > 0 ? c.needleTokens : std::max(1, c.blockSize / 2);
 
-  for (int64_t b = 0; b < c.batch; ++b) {
-    for (int64_t kvh = 0; kvh < c.numKvHeads; ++kvh) {
+  // Each (batch, kv head) has its own generator, so heads fill in parallel
+  // and the result does not depend on the thread count.
+  const int64_t tasks = c.batch * c.numKvHeads;
+  std::vector<std::vector<Needle>> needlesOf(tasks);
+  auto generate = [&](int64_t task) {
+    const int64_t b = task / c.numKvHeads, kvh = task % c.numKvHeads;
+    std::mt19937_64 rng(c.seed * 0x9E3779B97F4A7C15ull + uint64_t(task));
+    std::normal_distribution<float> normal;
+    std::vector<Needle> &needles = needlesOf[task];
+    {
       // Directions of this kv head (shared by its query heads).
       Vec sink = randomUnit(rng, d), heavy = randomUnit(rng, d);
       std::vector<Vec> topics;
@@ -100,8 +108,7 @@ StructuredInputs makeStructuredInputs(const StructuredConfig &c) {
         Vec dir = randomUnit(rng, d);
         needleKeys.push_back({token, dir});
         for (int64_t g = 0; g < group; ++g)
-          out.needles.push_back(
-              {b, kvh * group + g, queryBlock, keyBlock, token});
+          needles.push_back({b, kvh * group + g, queryBlock, keyBlock, token});
       }
 
       const float sinkK = split(c.sinkStrength),
@@ -142,8 +149,8 @@ StructuredInputs makeStructuredInputs(const StructuredConfig &c) {
           axpy(query, sinkK * 0.5f, sink);
           axpy(query, heavyK * 0.5f, heavy);
           int64_t block = t / c.blockSize;
-          for (const Needle &n : out.needles)
-            if (n.batch == b && n.head == h && n.queryBlock == block)
+          for (const Needle &n : needles)
+            if (n.head == h && n.queryBlock == block)
               for (auto &[token, dir] : needleKeys)
                 if (token == n.keyToken)
                   axpy(query, needleK * 0.5f, dir);
@@ -159,7 +166,19 @@ StructuredInputs makeStructuredInputs(const StructuredConfig &c) {
         }
       }
     }
-  }
+  };
+  unsigned workers = std::max(1u, std::thread::hardware_concurrency());
+  std::atomic<int64_t> next{0};
+  std::vector<std::thread> pool;
+  for (unsigned w = 0; w < std::min<unsigned>(workers, unsigned(tasks)); ++w)
+    pool.emplace_back([&] {
+      for (int64_t task; (task = next++) < tasks;)
+        generate(task);
+    });
+  for (std::thread &t : pool)
+    t.join();
+  for (const auto &list : needlesOf)
+    out.needles.insert(out.needles.end(), list.begin(), list.end());
   out.description = "structured(seed " + std::to_string(c.seed) + ", sinks " +
                     std::to_string(c.sinkTokens) + ", band " +
                     std::to_string(int(c.localWidth)) + " tok, " +
