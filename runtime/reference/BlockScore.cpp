@@ -56,6 +56,75 @@ void normalise(const float *energy, int64_t n, float *scores) {
     scores[j] = energy[j] / (total + FP_SCORE_EPSILON);
 }
 
+/// Scores of query block `i` of (b, h) into scores[0..i] (blockScore's row).
+/// Arguments are already validated.
+void scoreRow(const TensorView &q, const TensorView &kbar,
+              const TensorView *qbarView, const Options &options, int64_t b,
+              int64_t h, int64_t i, float *scores) {
+  const int64_t blockSize = options.blockSize;
+  const int64_t seqLen = q.seq;
+  const int64_t d = q.dim;
+  const int64_t group = q.heads / kbar.heads;
+  const float scale = resolveScale(options, d);
+  const bool pooled = qbarView != nullptr;
+  const int64_t hk = h / group;
+  const int64_t numJ = i + 1;
+  
+  // Pooled keys of blocks 0..I, as float.
+  std::vector<float> kbarF(static_cast<size_t>(numJ * d));
+  for (int64_t j = 0; j < numJ; ++j)
+    detail::toFloat(kbar.dtype, kbar.row(b, j, hk), d, &kbarF[j * d]);
+  std::vector<float> energy(static_cast<size_t>(numJ), 0.0f);
+
+  if (pooled) {
+    // One probe, qbar_I, at the block's last valid row: it sees every j.
+    std::vector<float> probe(static_cast<size_t>(d));
+    detail::toFloat(q.dtype, qbarView->row(b, i, h), d, probe.data());
+    std::vector<float> s(static_cast<size_t>(numJ));
+    float maxLogit = kNegInf;
+    for (int64_t j = 0; j < numJ; ++j) {
+      s[j] = detail::dot8(probe.data(), &kbarF[j * d], d) * scale;
+      maxLogit = std::max(maxLogit, s[j]);
+    }
+    if (maxLogit != kNegInf)
+      for (int64_t j = 0; j < numJ; ++j)
+        energy[j] = std::exp(s[j] - maxLogit);
+    normalise(energy.data(), numJ, scores);
+    return;
+  }
+
+  // Full queries: rows r of block I with r < L only.
+  const int64_t r0 = i * blockSize;
+  const int64_t r1 = std::min(r0 + blockSize, seqLen);
+  const int64_t rows = r1 - r0;
+  std::vector<float> qF(static_cast<size_t>(rows * d));
+  for (int64_t r = r0; r < r1; ++r)
+    detail::toFloat(q.dtype, q.row(b, r, h), d, &qF[(r - r0) * d]);
+  auto lastToken = [&](int64_t j) {
+    return std::min((j + 1) * blockSize, seqLen) - 1;
+  };
+  // s[r][j] for visible (r, j); invisible entries are never read.
+  std::vector<float> s(static_cast<size_t>(rows * numJ), 0.0f);
+  float maxLogit = kNegInf;
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t j = 0; j < numJ; ++j) {
+      if (r < lastToken(j))
+        continue;
+      float logit =
+          detail::dot8(&qF[(r - r0) * d], &kbarF[j * d], d) * scale;
+      s[(r - r0) * numJ + j] = logit;
+      maxLogit = std::max(maxLogit, logit);
+    }
+  // M_I = -inf only when every logit is -inf: then every E is 0 (not
+  // NaN).
+  if (maxLogit != kNegInf)
+    for (int64_t j = 0; j < numJ; ++j)
+      for (int64_t r = r0; r < r1; ++r)
+        if (r >= lastToken(j))
+          energy[j] += std::exp(s[(r - r0) * numJ + j] - maxLogit);
+  normalise(energy.data(), numJ, scores);
+}
+
 } // namespace
 
 StatusOr<BlockScores> blockScore(const TensorView &q, const TensorView &kbar,
@@ -86,9 +155,6 @@ StatusOr<BlockScores> blockScore(const TensorView &q, const TensorView &kbar,
     }
   }
 
-  const int64_t d = q.dim;
-  const int64_t group = q.heads / kbar.heads;
-  const float scale = resolveScale(options, d);
   BlockScores result;
   result.batch = q.batch;
   result.heads = q.heads;
@@ -102,65 +168,37 @@ StatusOr<BlockScores> blockScore(const TensorView &q, const TensorView &kbar,
         const int64_t i = nb - 1 - task / rowsPerI;
         const int64_t b = (task % rowsPerI) / q.heads;
         const int64_t h = task % q.heads;
-        const int64_t hk = h / group;
-        const int64_t numJ = i + 1;
-        float *scores = result.row(b, h, i);
-
-        // Pooled keys of blocks 0..I, as float.
-        std::vector<float> kbarF(static_cast<size_t>(numJ * d));
-        for (int64_t j = 0; j < numJ; ++j)
-          detail::toFloat(kbar.dtype, kbar.row(b, j, hk), d, &kbarF[j * d]);
-        std::vector<float> energy(static_cast<size_t>(numJ), 0.0f);
-
-        if (pooled) {
-          // One probe, qbar_I, at the block's last valid row: it sees every j.
-          std::vector<float> probe(static_cast<size_t>(d));
-          detail::toFloat(q.dtype, qbarView.row(b, i, h), d, probe.data());
-          std::vector<float> s(static_cast<size_t>(numJ));
-          float maxLogit = kNegInf;
-          for (int64_t j = 0; j < numJ; ++j) {
-            s[j] = detail::dot8(probe.data(), &kbarF[j * d], d) * scale;
-            maxLogit = std::max(maxLogit, s[j]);
-          }
-          if (maxLogit != kNegInf)
-            for (int64_t j = 0; j < numJ; ++j)
-              energy[j] = std::exp(s[j] - maxLogit);
-          normalise(energy.data(), numJ, scores);
-          return;
-        }
-
-        // Full queries: rows r of block I with r < L only.
-        const int64_t r0 = i * blockSize;
-        const int64_t r1 = std::min(r0 + blockSize, seqLen);
-        const int64_t rows = r1 - r0;
-        std::vector<float> qF(static_cast<size_t>(rows * d));
-        for (int64_t r = r0; r < r1; ++r)
-          detail::toFloat(q.dtype, q.row(b, r, h), d, &qF[(r - r0) * d]);
-        auto lastToken = [&](int64_t j) {
-          return std::min((j + 1) * blockSize, seqLen) - 1;
-        };
-        // s[r][j] for visible (r, j); invisible entries are never read.
-        std::vector<float> s(static_cast<size_t>(rows * numJ), 0.0f);
-        float maxLogit = kNegInf;
-        for (int64_t r = r0; r < r1; ++r)
-          for (int64_t j = 0; j < numJ; ++j) {
-            if (r < lastToken(j))
-              continue;
-            float logit =
-                detail::dot8(&qF[(r - r0) * d], &kbarF[j * d], d) * scale;
-            s[(r - r0) * numJ + j] = logit;
-            maxLogit = std::max(maxLogit, logit);
-          }
-        // M_I = -inf only when every logit is -inf: then every E is 0 (not
-        // NaN).
-        if (maxLogit != kNegInf)
-          for (int64_t j = 0; j < numJ; ++j)
-            for (int64_t r = r0; r < r1; ++r)
-              if (r >= lastToken(j))
-                energy[j] += std::exp(s[(r - r0) * numJ + j] - maxLogit);
-        normalise(energy.data(), numJ, scores);
+        scoreRow(q, kbar, pooled ? &qbarView : nullptr, options, b, h, i,
+                 result.row(b, h, i));
       });
   return result;
+}
+
+Status blockScoreRow(const TensorView &q, const TensorView &kbar,
+                     const Options &options, int64_t b, int64_t h, int64_t i,
+                     float *scores, const TensorView *qbar) {
+  FP_RETURN_IF_ERROR(validateOptions(options));
+  FP_RETURN_IF_ERROR(detail::checkView("q", q));
+  const int64_t nb = numBlocks(q.seq, options.blockSize);
+  FP_RETURN_IF_ERROR(checkPooled("kbar", kbar, q, nb, /*expectHeads=*/0));
+  if (kbar.heads <= 0 || q.heads % kbar.heads != 0)
+    return invalidArgument("kbar.heads: expected a divisor of q.heads (" +
+                           std::to_string(q.heads) + "), got " +
+                           std::to_string(kbar.heads));
+  if (b < 0 || b >= q.batch || h < 0 || h >= q.heads || i < 0 || i >= nb)
+    return invalidArgument("(b, h, i): expected a row of [" +
+                           std::to_string(q.batch) + ", " +
+                           std::to_string(q.heads) + ", " +
+                           std::to_string(nb) + "]");
+  const bool pooled = options.scoreQuery == ScoreQuery::kPooled;
+  if (pooled) {
+    if (!qbar)
+      return invalidArgument("qbar: expected the pooled queries with "
+                             "scoreQuery = kPooled, got NULL");
+    FP_RETURN_IF_ERROR(checkPooled("qbar", *qbar, q, nb, q.heads));
+  }
+  scoreRow(q, kbar, pooled ? qbar : nullptr, options, b, h, i, scores);
+  return Status::ok();
 }
 
 } // namespace fp::ref

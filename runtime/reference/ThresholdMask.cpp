@@ -20,6 +20,57 @@
 
 namespace fp::ref {
 
+int32_t thresholdRow(const float *row, int64_t i, int64_t nb,
+                     const Options &options, int32_t *ids) {
+  const float alpha = options.alpha;
+  const int64_t k = options.minBudget;
+  const float inf = std::numeric_limits<float>::infinity();
+  const int64_t numJ = i + 1; // the scored row: j in [0, I]
+  auto forced = [&](int64_t j) {
+    return j < options.sink || i - j < options.window ||
+           i >= nb - options.lastN;
+  };
+
+  // Max and min over the scored row (comparisons skip NaN).
+  float maxScore = -inf, minScore = inf;
+  for (int64_t j = 0; j < numJ; ++j) {
+    if (row[j] > maxScore)
+      maxScore = row[j];
+    if (row[j] < minScore)
+      minScore = row[j];
+  }
+  float threshold = options.thresholdKind == ThresholdKind::kMinMax
+                        ? alpha * maxScore + (1.0f - alpha) * minScore
+                        : alpha * maxScore;
+
+  // min_budget: the k-th largest score among the non-forced blocks, found
+  // by selection (nth_element), not by sorting the row. With at most k
+  // candidates, all of them pass.
+  float budgetThreshold = inf;
+  if (k > 0) {
+    std::vector<float> candidates;
+    for (int64_t j = 0; j < numJ; ++j)
+      if (!forced(j) && row[j] == row[j]) // skip NaN
+        candidates.push_back(row[j]);
+    if (static_cast<int64_t>(candidates.size()) <= k) {
+      budgetThreshold = -inf;
+    } else {
+      std::nth_element(candidates.begin(), candidates.begin() + (k - 1),
+                       candidates.end(), std::greater<float>());
+      budgetThreshold = candidates[k - 1];
+    }
+  }
+
+  int32_t count = 0;
+  for (int64_t j = 0; j < numJ; ++j) {
+    bool keep = forced(j) || row[j] >= threshold ||
+                (k > 0 && row[j] >= budgetThreshold);
+    if (keep)
+      ids[count++] = static_cast<int32_t>(j);
+  }
+  return count;
+}
+
 StatusOr<BlockMask> thresholdMask(const BlockScores &scores,
                                   const Options &options) {
   FP_RETURN_IF_ERROR(validateOptions(options));
@@ -33,62 +84,13 @@ StatusOr<BlockMask> thresholdMask(const BlockScores &scores,
         " entries, got " + std::to_string(scores.values.size()));
 
   BlockMask mask = BlockMask::empty(scores.batch, scores.heads, nb);
-  const float alpha = options.alpha;
-  const int64_t k = options.minBudget;
-  const float inf = std::numeric_limits<float>::infinity();
-
   detail::parallelFor(
       scores.batch * scores.heads, options.numThreads, [&](int64_t task, int) {
         const int64_t b = task / scores.heads, h = task % scores.heads;
-        std::vector<float> candidates;
         for (int64_t i = 0; i < nb; ++i) {
-          const float *row = scores.row(b, h, i);
-          const int64_t numJ = i + 1; // the scored row: j in [0, I]
-          auto forced = [&](int64_t j) {
-            return j < options.sink || i - j < options.window ||
-                   i >= nb - options.lastN;
-          };
-
-          // Max and min over the scored row (comparisons skip NaN).
-          float maxScore = -inf, minScore = inf;
-          for (int64_t j = 0; j < numJ; ++j) {
-            if (row[j] > maxScore)
-              maxScore = row[j];
-            if (row[j] < minScore)
-              minScore = row[j];
-          }
-          float threshold = options.thresholdKind == ThresholdKind::kMinMax
-                                ? alpha * maxScore + (1.0f - alpha) * minScore
-                                : alpha * maxScore;
-
-          // min_budget: the k-th largest score among the non-forced blocks,
-          // found by selection (nth_element), not by sorting the row. With
-          // at most k candidates, all of them pass.
-          float budgetThreshold = inf;
-          if (k > 0) {
-            candidates.clear();
-            for (int64_t j = 0; j < numJ; ++j)
-              if (!forced(j) && row[j] == row[j]) // skip NaN
-                candidates.push_back(row[j]);
-            if (static_cast<int64_t>(candidates.size()) <= k) {
-              budgetThreshold = -inf;
-            } else {
-              std::nth_element(candidates.begin(), candidates.begin() + (k - 1),
-                               candidates.end(), std::greater<float>());
-              budgetThreshold = candidates[k - 1];
-            }
-          }
-
-          int32_t *ids =
-              mask.ids.data() + ((b * scores.heads + h) * nb + i) * nb;
-          int32_t count = 0;
-          for (int64_t j = 0; j < numJ; ++j) {
-            bool keep = forced(j) || row[j] >= threshold ||
-                        (k > 0 && row[j] >= budgetThreshold);
-            if (keep)
-              ids[count++] = static_cast<int32_t>(j);
-          }
-          mask.counts[(b * scores.heads + h) * nb + i] = count;
+          const int64_t row = (b * scores.heads + h) * nb + i;
+          mask.counts[row] = thresholdRow(scores.row(b, h, i), i, nb, options,
+                                          mask.ids.data() + row * nb);
         }
       });
   return mask;

@@ -266,6 +266,19 @@ StatusOr<BlockScores> blockScore(const TensorView &q, const TensorView &kbar,
                                  const Options &options,
                                  const TensorView *qbar = nullptr);
 
+/// One row of blockScore: scores[0..i] of query block `i` of (batch b, query
+/// head h), bit-identical to blockScore's. For checks at lengths where the
+/// nb x nb matrix is too big to compute (sampled query blocks).
+Status blockScoreRow(const TensorView &q, const TensorView &kbar,
+                     const Options &options, int64_t b, int64_t h, int64_t i,
+                     float *scores, const TensorView *qbar = nullptr);
+
+/// One row of thresholdMask: writes the kept ids of scored row `row`
+/// (query block `i` of `nb`) ascending into ids[0..i] and returns how many.
+int32_t thresholdRow(const float *row, int64_t i, int64_t nb,
+                     const Options &options, int32_t *ids);
+
+
 /// 3. threshold_mask. For every row (b, h, I), scores over j in [0, I]:
 ///   t = alpha * max_j score                      (kRelativeMax), or
 ///   t = alpha * max_j score + (1 - alpha) * min_j score      (kMinMax),
