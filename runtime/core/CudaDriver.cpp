@@ -79,6 +79,14 @@ CudaDriver::load(const std::vector<std::string> &candidates) {
   resolve(api.memcpyDtoH, {"cuMemcpyDtoH_v2"});
   resolve(api.memsetD8, {"cuMemsetD8_v2"});
   resolve(api.streamSynchronize, {"cuStreamSynchronize"});
+  resolve(api.streamCreate, {"cuStreamCreate"});
+  resolve(api.streamDestroy, {"cuStreamDestroy_v2"});
+  resolve(api.streamBeginCapture, {"cuStreamBeginCapture_v2"});
+  resolve(api.streamEndCapture, {"cuStreamEndCapture"});
+  resolve(api.graphInstantiate, {"cuGraphInstantiateWithFlags"});
+  resolve(api.graphLaunch, {"cuGraphLaunch"});
+  resolve(api.graphExecDestroy, {"cuGraphExecDestroy"});
+  resolve(api.graphDestroy, {"cuGraphDestroy"});
   resolve(api.eventCreate, {"cuEventCreate"});
   resolve(api.eventDestroy, {"cuEventDestroy_v2"});
   resolve(api.eventRecord, {"cuEventRecord"});

@@ -3,61 +3,24 @@
 //
 // SPDX-License-Identifier: Apache-2.0
 //
-// DESIGN.md section 4 checks through the public API on structured inputs:
-// selection parity with the CPU reference (disagreements allowed only within
-// 1e-4 * max of the threshold, counted and printed), output error against
-// an fp64 reference on the GPU's own mask bounded by 2x the error of a
+// DESIGN.md section 4 through the public API (JIT + cache) on structured
+// inputs: selection parity with the CPU reference (disagreements allowed
+// only within 1e-4 * max of the threshold; counted and printed), output
+// error against fp64 on the GPU's own mask bounded by 2x the error of a
 // naive fp32-accumulating kernel with P rounded to the input dtype (plus an
-// absolute floor), every output element written (poisoned first), no NaN,
-// LSE, the kept-block counter, planted needles, determinism.
+// absolute floor), every output written (poisoned first), no NaN, LSE, the
+// kept-block counter, planted needles, determinism. Long lengths check
+// sampled query blocks. Tests skip without a GPU.
 //
 //===----------------------------------------------------------------------===//
-#include "flashprefill/flashprefill.hpp"
-#include "flashprefill/reference.h"
-#include "flashprefill/runtime/cuda_driver.h"
-#include "flashprefill/structured_inputs.h"
-
-#include <gtest/gtest.h>
+#include "GpuTestUtil.h"
 
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <ostream>
 
+namespace fp::gputest {
 namespace {
-
-using fp::rt::CudaDriver;
-
-/// A device buffer freed on scope exit.
-class DeviceBuffer {
-public:
-  DeviceBuffer(const CudaDriver *driver, size_t bytes) : driver_(driver) {
-    if (bytes)
-      driver_->api().memAlloc(&ptr_, bytes);
-    bytes_ = bytes;
-  }
-  ~DeviceBuffer() {
-    if (ptr_)
-      driver_->api().memFree(ptr_);
-  }
-  void *get() const { return reinterpret_cast<void *>(ptr_); }
-  void upload(const void *host) {
-    driver_->api().memcpyHtoD(ptr_, host, bytes_);
-  }
-  void download(void *host) const {
-    driver_->api().memcpyDtoH(host, ptr_, bytes_);
-  }
-  void fill(unsigned char byte) { driver_->api().memsetD8(ptr_, byte, bytes_); }
-
-private:
-  const CudaDriver *driver_;
-  CUdeviceptr ptr_ = 0;
-  size_t bytes_ = 0;
-};
-
-fp_tensor_t tensorOf(void *data, int64_t b, int64_t s, int64_t h, int64_t d) {
-  return {data, {b, s, h, d}, {s * h * d, h * d, d, 1}};
-}
 
 struct Case {
   int headDim, blockSize;
@@ -66,14 +29,13 @@ struct Case {
   int64_t batch, seqLen;
 };
 
-/// Readable parameter in test listings and failures.
 void PrintTo(const Case &c, std::ostream *os) {
   *os << "d" << c.headDim << " B" << c.blockSize << " "
       << (c.dtype == FP_DTYPE_BF16 ? "bf16" : "f16") << " h_q " << c.qHeads
       << " h_kv " << c.kvHeads << " batch " << c.batch << " s " << c.seqLen;
 }
 
-std::string caseName(const testing::TestParamInfo<Case> &info) {
+std::string caseName(const ::testing::TestParamInfo<Case> &info) {
   const Case &c = info.param;
   return "d" + std::to_string(c.headDim) + "_b" + std::to_string(c.blockSize) +
          (c.dtype == FP_DTYPE_BF16 ? "_bf16" : "_f16") + "_g" +
@@ -81,211 +43,417 @@ std::string caseName(const testing::TestParamInfo<Case> &info) {
          std::to_string(c.batch) + "_s" + std::to_string(c.seqLen);
 }
 
-class GpuPrefillTest : public testing::TestWithParam<Case> {};
+ref::TensorView hostView(const std::vector<uint16_t> &data, DType dtype,
+                         int64_t b, int64_t s, int64_t h, int64_t d) {
+  return {data.data(), dtype, b, s, h, d, s * h * d, h * d, d};
+}
 
-// The GPU mask matches the reference's up to near-threshold ties, and the
-// output meets the section-4 error bound on the GPU's own mask.
+/// Counts mask disagreements of one row (b, h, I) between the GPU and the
+/// reference rule on `scores` (the reference row), split into those within
+/// 1e-4 * max of the threshold and the others.
+void compareRow(const float *scores, int64_t i, int64_t nb,
+                const ref::Options &options, const int32_t *gpuIds,
+                int32_t gpuCount, int64_t &near, int64_t &other) {
+  std::vector<int32_t> refIds(size_t(i + 1));
+  int32_t refCount = ref::thresholdRow(scores, i, nb, options, refIds.data());
+  float maxScore = 0, minScore = INFINITY;
+  for (int64_t j = 0; j <= i; ++j) {
+    maxScore = std::max(maxScore, scores[j]);
+    minScore = std::min(minScore, scores[j]);
+  }
+  float threshold =
+      options.thresholdKind == ref::ThresholdKind::kMinMax
+          ? options.alpha * maxScore + (1 - options.alpha) * minScore
+          : options.alpha * maxScore;
+  std::vector<char> want(size_t(i + 1), 0), got(size_t(i + 1), 0);
+  for (int32_t c = 0; c < refCount; ++c)
+    want[refIds[c]] = 1;
+  for (int32_t c = 0; c < gpuCount; ++c)
+    if (gpuIds[c] >= 0 && gpuIds[c] <= i)
+      got[gpuIds[c]] = 1;
+  for (int64_t j = 0; j <= i; ++j)
+    if (want[j] != got[j])
+      (std::fabs(scores[j] - threshold) <= 1e-4f * maxScore ? near : other)++;
+}
+
+/// Attention of one query row over the kept blocks of its mask row, in fp64
+/// (`naive` false) or as a naive kernel does it (fp32 accumulation, P
+/// rounded to the input dtype; `naive` true). Also returns the fp64 LSE.
+std::vector<double> attendRow(const ref::TensorView &q,
+                              const ref::TensorView &k,
+                              const ref::TensorView &v, int64_t b, int64_t h,
+                              int64_t row, const int32_t *ids, int32_t count,
+                              int64_t blockSize, bool naive, double *lse) {
+  const int64_t d = q.dim, hk = h / (q.heads / k.heads);
+  const double scale = 1.0 / std::sqrt(double(d));
+  std::vector<int64_t> keys;
+  for (int32_t c = 0; c < count; ++c)
+    for (int64_t t = ids[c] * blockSize;
+         t < std::min((ids[c] + 1) * blockSize, q.seq); ++t)
+      if (t <= row)
+        keys.push_back(t);
+  std::vector<double> logits(keys.size());
+  double m = -INFINITY;
+  for (size_t n = 0; n < keys.size(); ++n) {
+    double dot = 0;
+    float dotF = 0;
+    for (int64_t c = 0; c < d; ++c) {
+      dot += double(q.at(b, row, h, c)) * k.at(b, keys[n], hk, c);
+      dotF += q.at(b, row, h, c) * k.at(b, keys[n], hk, c);
+    }
+    logits[n] = naive ? double(dotF * float(scale)) : dot * scale;
+    m = std::max(m, logits[n]);
+  }
+  std::vector<double> out(size_t(d), 0.0);
+  double l = 0;
+  for (size_t n = 0; n < keys.size(); ++n) {
+    double p = std::exp(logits[n] - m);
+    double pv = naive ? double(roundToDType(q.dtype, float(p))) : p;
+    l += naive ? double(float(p)) : p;
+    for (int64_t c = 0; c < d; ++c)
+      out[c] += pv * v.at(b, keys[n], hk, c);
+  }
+  for (int64_t c = 0; c < d; ++c)
+    out[c] = keys.empty() ? 0.0 : out[c] / l;
+  if (lse)
+    *lse = keys.empty() ? -INFINITY : m + std::log(l);
+  return out;
+}
+
+/// Checks the output (and LSE) of the listed rows on the GPU's mask.
+void checkRows(const GpuProblem &p, const ref::TensorView &qv,
+               const ref::TensorView &kv, const ref::TensorView &vv,
+               const std::vector<std::array<int64_t, 3>> &rows,
+               int64_t blockSize) {
+  std::vector<double> gpu, truth, naive;
+  double maxLseError = 0;
+  int64_t nonFinite = 0;
+  for (auto [b, h, r] : rows) {
+    int64_t maskRow = (b * p.qHeads + h) * p.numBlocks + r / blockSize;
+    const int32_t *ids = &p.hostIds[maskRow * p.numBlocks];
+    int32_t count = p.hostCounts[maskRow];
+    double lse = 0;
+    auto t = attendRow(qv, kv, vv, b, h, r, ids, count, blockSize, false, &lse);
+    auto n =
+        attendRow(qv, kv, vv, b, h, r, ids, count, blockSize, true, nullptr);
+    truth.insert(truth.end(), t.begin(), t.end());
+    naive.insert(naive.end(), n.begin(), n.end());
+    for (int64_t c = 0; c < p.headDim; ++c) {
+      double x = bitsToFloat(
+          qv.dtype,
+          p.hostOut[((b * p.seqLen + r) * p.qHeads + h) * p.headDim + c]);
+      nonFinite += !std::isfinite(x);
+      gpu.push_back(x);
+    }
+    double gpuLse = p.hostLse[(b * p.qHeads + h) * p.seqLen + r];
+    if (std::isinf(lse))
+      EXPECT_TRUE(std::isinf(gpuLse) && gpuLse < 0) << "row " << r;
+    else
+      maxLseError = std::max(maxLseError, std::fabs(gpuLse - lse));
+  }
+  EXPECT_EQ(nonFinite, 0) << "unwritten (NaN-poisoned) or non-finite outputs";
+  double gpuError = testing::relativeL2(gpu, truth);
+  double naiveError = testing::relativeL2(naive, truth);
+  // Floor: half a unit in the last place of bf16 (2^-9) relative, below
+  // which both errors are rounding of the output itself.
+  double bound = std::max(2.0 * naiveError, 2e-3);
+  std::printf("  %zu rows: rel L2 vs fp64: gpu %.3e, naive fp32/P-rounded "
+              "%.3e, bound %.3e; max |LSE error| %.3e\n",
+              rows.size(), gpuError, naiveError, bound, maxLseError);
+  EXPECT_LE(gpuError, bound);
+  EXPECT_LE(maxLseError, 1e-3);
+}
+
+//===----------------------------------------------------------------------===//
+// The matrix: every row checked against the full reference
+//===----------------------------------------------------------------------===//
+
+class GpuPrefillTest : public ::testing::TestWithParam<Case> {};
+
+// Mask parity, output error bound, LSE, counter, needles and determinism.
 TEST_P(GpuPrefillTest, MatchesReference) {
   const Case c = GetParam();
-  auto driver = CudaDriver::get();
-  if (!driver.isOk() || (*driver)->deviceCount() == 0)
-    GTEST_SKIP() << "no CUDA device: "
-                 << (driver.isOk() ? "0 devices" : driver.status().message());
-  const CudaDriver *drv = *driver;
-  ASSERT_TRUE(drv->makePrimaryContextCurrent(0).isOk());
-
-  fp_plan_spec_t spec;
-  fp_plan_spec_init(&spec);
-  spec.dtype = c.dtype;
-  spec.head_dim = c.headDim;
-  spec.num_q_heads = c.qHeads;
-  spec.num_kv_heads = c.kvHeads;
-  spec.block_size = c.blockSize;
-  spec.max_batch = c.batch;
-  spec.max_seq_len = c.seqLen;
-  auto plan = fp::Plan::create(spec);
-  ASSERT_TRUE(plan.isOk()) << plan.status().toString();
-  std::printf("  plan: %s %s, kernels %s, codegen %.1f ms, compile %.1f ms, "
-              "total %.1f ms\n",
-              (*plan)->info().device.c_str(), (*plan)->info().arch.c_str(),
-              (*plan)->info().kernelOrigin.c_str(),
-              1e3 * (*plan)->info().codegenSeconds,
-              1e3 * (*plan)->info().compileSeconds,
-              1e3 * (*plan)->info().totalSeconds);
-
-  fp::testing::StructuredConfig config;
-  config.dtype = c.dtype == FP_DTYPE_BF16 ? fp::DType::kBF16 : fp::DType::kF16;
-  config.batch = c.batch;
-  config.seqLen = c.seqLen;
-  config.numQHeads = c.qHeads;
-  config.numKvHeads = c.kvHeads;
-  config.headDim = c.headDim;
-  config.blockSize = c.blockSize;
-  config.seed = 7 + c.seqLen;
-  auto inputs = fp::testing::makeStructuredInputs(config);
-
+  FP_REQUIRE_GPU(drv);
+  auto plan = makePlan(c.dtype, c.headDim, c.qHeads, c.kvHeads, c.blockSize,
+                       c.batch, c.seqLen);
+  ASSERT_TRUE(plan);
+  auto inputs = testing::makeStructuredInputs(
+      structuredConfig(c.dtype, c.batch, c.seqLen, c.qHeads, c.kvHeads,
+                       c.headDim, c.blockSize, 7 + c.seqLen));
   const int64_t b = c.batch, s = c.seqLen, d = c.headDim;
-  const int64_t nb = (s + c.blockSize - 1) / c.blockSize;
-  DeviceBuffer q(drv, inputs.q.size() * 2), k(drv, inputs.k.size() * 2),
-      v(drv, inputs.v.size() * 2), out(drv, inputs.q.size() * 2),
-      lse(drv, size_t(b * c.qHeads * s) * 4),
-      counts(drv, size_t(b * c.qHeads * nb) * 4),
-      ids(drv, size_t(b * c.qHeads * nb * nb) * 4), kept(drv, 8);
-  q.upload(inputs.q.data());
-  k.upload(inputs.k.data());
-  v.upload(inputs.v.data());
-  size_t wsBytes = *(*plan)->selectWorkspaceBytes(b, s);
-  DeviceBuffer workspace(drv, wsBytes);
-
-  fp_tensor_t qt = tensorOf(q.get(), b, s, c.qHeads, d);
-  fp_tensor_t kt = tensorOf(k.get(), b, s, c.kvHeads, d);
-  fp_tensor_t vt = tensorOf(v.get(), b, s, c.kvHeads, d);
-  fp_tensor_t ot = tensorOf(out.get(), b, s, c.qHeads, d);
-  fp_mask_t mask{static_cast<int32_t *>(counts.get()),
-                 static_cast<int32_t *>(ids.get()), b, c.qHeads, nb};
+  GpuProblem p(drv, inputs, b, s, c.qHeads, c.kvHeads, d, c.blockSize,
+               *plan->selectWorkspaceBytes(b, s));
   fp_params_t params;
   fp_params_init(&params);
-  params.lse = static_cast<float *>(lse.get());
-  params.kept_counter = static_cast<unsigned long long *>(kept.get());
-
-  auto runOnce = [&](std::vector<uint16_t> &o, std::vector<int32_t> &cnt,
-                     std::vector<int32_t> &idv, std::vector<float> &l,
-                     uint64_t &keptBlocks) {
-    out.fill(0xFF); // NaN in bf16 and f16: unwritten elements show up
-    lse.fill(0xFF);
-    kept.fill(0);
-    ASSERT_TRUE((*plan)
-                    ->select(&qt, &kt, &params, &mask, workspace.get(), wsBytes,
-                             nullptr)
-                    .isOk());
-    auto attended =
-        (*plan)->attend(&qt, &kt, &vt, &mask, &ot, &params, nullptr);
-    ASSERT_TRUE(attended.isOk()) << attended.toString();
-    ASSERT_EQ(drv->api().ctxSynchronize(), CUDA_SUCCESS);
-    o.resize(inputs.q.size());
-    cnt.resize(size_t(b * c.qHeads * nb));
-    idv.resize(size_t(b * c.qHeads * nb * nb));
-    l.resize(size_t(b * c.qHeads * s));
-    out.download(o.data());
-    counts.download(cnt.data());
-    ids.download(idv.data());
-    lse.download(l.data());
-    kept.download(&keptBlocks);
-  };
-  std::vector<uint16_t> gpuOut, gpuOut2;
-  std::vector<int32_t> gpuCounts, gpuIds, gpuCounts2, gpuIds2;
-  std::vector<float> gpuLse, gpuLse2;
-  uint64_t keptBlocks = 0, keptBlocks2 = 0;
-  runOnce(gpuOut, gpuCounts, gpuIds, gpuLse, keptBlocks);
-  runOnce(gpuOut2, gpuCounts2, gpuIds2, gpuLse2, keptBlocks2);
-
+  ASSERT_TRUE(p.run(*plan, params, nullptr).isOk());
+  p.download();
+  std::vector<uint16_t> firstOut = p.hostOut;
+  std::vector<int32_t> firstCounts = p.hostCounts, firstIds = p.hostIds;
+  p.kept.fill(0);
+  ASSERT_TRUE(p.run(*plan, params, nullptr).isOk());
+  p.download();
   // Determinism: bit-identical outputs and masks.
-  EXPECT_EQ(gpuOut, gpuOut2);
-  EXPECT_EQ(gpuCounts, gpuCounts2);
+  EXPECT_EQ(p.hostOut, firstOut);
+  EXPECT_EQ(p.hostCounts, firstCounts);
+  EXPECT_EQ(p.hostIds, firstIds);
 
-  // The CPU reference on the same inputs.
-  fp::ref::Tensor qh, kh, vh;
-  fp::DType dt = config.dtype;
-  auto hostView = [&](const std::vector<uint16_t> &data, int64_t heads) {
-    return fp::ref::TensorView{data.data(),   dt,        b, s, heads, d,
-                               s * heads * d, heads * d, d};
-  };
-  fp::ref::TensorView qv = hostView(inputs.q, c.qHeads),
-                      kv = hostView(inputs.k, c.kvHeads),
-                      vv = hostView(inputs.v, c.kvHeads);
-  fp::ref::Options options;
+  DType dt = c.dtype == FP_DTYPE_BF16 ? DType::kBF16 : DType::kF16;
+  ref::TensorView qv = hostView(inputs.q, dt, b, s, c.qHeads, d),
+                  kv = hostView(inputs.k, dt, b, s, c.kvHeads, d),
+                  vv = hostView(inputs.v, dt, b, s, c.kvHeads, d);
+  ref::Options options;
   options.blockSize = c.blockSize;
-  auto reference = fp::ref::prefill(qv, kv, vv, options);
+  auto reference = ref::prefill(qv, kv, vv, options);
   ASSERT_TRUE(reference.isOk()) << reference.status().toString();
 
-  // 1. Selection parity with the tolerance rule.
-  fp::ref::BlockMask gpuMask;
-  gpuMask.batch = b;
-  gpuMask.heads = c.qHeads;
-  gpuMask.numBlocks = nb;
-  gpuMask.counts = gpuCounts;
-  gpuMask.ids = gpuIds;
-  ASSERT_TRUE(gpuMask.validate(b, c.qHeads, nb).isOk());
-  int64_t nearThreshold = 0, hardMismatch = 0;
+  ref::BlockMask gpuMask = p.blockMask();
+  ASSERT_TRUE(gpuMask.validate(b, c.qHeads, p.numBlocks).isOk());
+  int64_t near = 0, other = 0;
   for (int64_t bi = 0; bi < b; ++bi)
     for (int64_t h = 0; h < c.qHeads; ++h)
-      for (int64_t i = 0; i < nb; ++i) {
-        const float *row = reference->scores.row(bi, h, i);
-        float maxScore = 0;
-        for (int64_t j = 0; j <= i; ++j)
-          maxScore = std::max(maxScore, row[j]);
-        float threshold = options.alpha * maxScore;
-        for (int64_t j = 0; j <= i; ++j) {
-          bool want = reference->mask.contains(bi, h, i, j);
-          bool got = gpuMask.contains(bi, h, i, j);
-          if (want == got)
-            continue;
-          if (std::fabs(row[j] - threshold) <= 1e-4f * maxScore)
-            ++nearThreshold;
-          else
-            ++hardMismatch;
-        }
+      for (int64_t i = 0; i < p.numBlocks; ++i) {
+        int64_t row = (bi * c.qHeads + h) * p.numBlocks + i;
+        compareRow(reference->scores.row(bi, h, i), i, p.numBlocks, options,
+                   &p.hostIds[row * p.numBlocks], p.hostCounts[row], near,
+                   other);
       }
-  double density = gpuMask.density();
   std::printf("  density %.4f (reference %.4f), near-threshold "
               "disagreements %lld, other disagreements %lld\n",
-              density, reference->mask.density(), (long long)nearThreshold,
-              (long long)hardMismatch);
-  EXPECT_EQ(hardMismatch, 0);
-  EXPECT_EQ(int64_t(keptBlocks), gpuMask.keptBlocks());
-
-  // 2. Planted needles are kept.
+              gpuMask.density(), reference->mask.density(), (long long)near,
+              (long long)other);
+  EXPECT_EQ(other, 0);
+  EXPECT_EQ(int64_t(p.hostKept), gpuMask.keptBlocks());
   for (const auto &n : inputs.needles)
     EXPECT_TRUE(gpuMask.contains(n.batch, n.head, n.queryBlock, n.keyBlock))
-        << "needle key block " << n.keyBlock << " of query block "
-        << n.queryBlock << " head " << n.head;
+        << "needle block " << n.keyBlock << " of query block " << n.queryBlock
+        << " head " << n.head;
 
-  // 3. Output error on the GPU's mask vs fp64, bounded by 2x a naive
-  // fp32/P-rounded kernel's error plus a floor.
-  auto truth = fp::ref::naiveAttention(qv, kv, vv, options, &gpuMask);
-  auto naive = fp::ref::maskedAttention(qv, kv, vv, gpuMask, options);
+  // Output on the GPU's own mask, every row.
+  auto truth = ref::naiveAttention(qv, kv, vv, options, &gpuMask);
+  auto naive = ref::maskedAttention(qv, kv, vv, gpuMask, options);
   ASSERT_TRUE(truth.isOk() && naive.isOk());
-  std::vector<double> gpuValues(gpuOut.size()), naiveValues(gpuOut.size());
+  std::vector<double> gpuValues(p.hostOut.size()),
+      naiveValues(p.hostOut.size());
   int64_t nonFinite = 0;
-  for (size_t i = 0; i < gpuOut.size(); ++i) {
-    gpuValues[i] = fp::bitsToFloat(dt, gpuOut[i]);
-    naiveValues[i] = fp::bitsToFloat(dt, naive->out.storage()[i]);
+  for (size_t i = 0; i < p.hostOut.size(); ++i) {
+    gpuValues[i] = bitsToFloat(dt, p.hostOut[i]);
+    naiveValues[i] = bitsToFloat(dt, naive->out.storage()[i]);
     nonFinite += !std::isfinite(gpuValues[i]);
   }
   EXPECT_EQ(nonFinite, 0) << "unwritten (NaN-poisoned) or non-finite outputs";
-  double gpuError = fp::testing::relativeL2(gpuValues, truth->out);
-  double naiveError = fp::testing::relativeL2(naiveValues, truth->out);
-  double bound = std::max(2.0 * naiveError, 1e-3);
+  double gpuError = testing::relativeL2(gpuValues, truth->out);
+  double naiveError = testing::relativeL2(naiveValues, truth->out);
+  double bound = std::max(2.0 * naiveError, 2e-3);
   std::printf("  rel L2 vs fp64: gpu %.3e, naive fp32/P-rounded %.3e, bound "
               "%.3e\n",
               gpuError, naiveError, bound);
   EXPECT_LE(gpuError, bound);
-
-  // 4. LSE (natural log) against the fp64 reference.
   double maxLseError = 0;
-  for (size_t i = 0; i < gpuLse.size(); ++i) {
+  for (size_t i = 0; i < p.hostLse.size(); ++i) {
     if (std::isinf(truth->lse[i])) {
-      EXPECT_TRUE(std::isinf(gpuLse[i]) && gpuLse[i] < 0) << "row " << i;
+      EXPECT_TRUE(std::isinf(p.hostLse[i]) && p.hostLse[i] < 0) << "row " << i;
       continue;
     }
-    maxLseError = std::max(maxLseError, std::fabs(gpuLse[i] - truth->lse[i]));
+    maxLseError =
+        std::max(maxLseError, std::fabs(p.hostLse[i] - truth->lse[i]));
   }
   std::printf("  max |LSE error| %.3e\n", maxLseError);
   EXPECT_LE(maxLseError, 1e-3);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Smoke, GpuPrefillTest,
-    testing::Values(
-        // Issue 5's smoke configuration.
-        Case{128, 128, FP_DTYPE_BF16, 8, 2, 1, 4096},
-        // Edges: one token, B - 1, B + 1, a non-multiple of B.
-        Case{128, 128, FP_DTYPE_BF16, 8, 2, 1, 1},
-        Case{64, 64, FP_DTYPE_F16, 4, 4, 2, 63},
-        Case{64, 128, FP_DTYPE_BF16, 8, 1, 1, 129},
-        Case{256, 64, FP_DTYPE_F16, 8, 2, 1, 1000},
-        Case{128, 64, FP_DTYPE_F16, 8, 1, 2, 2500},
-        Case{256, 128, FP_DTYPE_BF16, 4, 1, 1, 3000}),
-    caseName);
+// Pairwise-covering over head dim {64, 128, 256}, block {64, 128}, dtype
+// {bf16, f16}, group {1, 4, 8}, batch {1, 4}, with lengths 1, B - 1, B + 1,
+// non-multiples of B and up to 32K.
+INSTANTIATE_TEST_SUITE_P(Matrix, GpuPrefillTest,
+                         ::testing::Values(
+                             // Issue 5's smoke configuration.
+                             Case{128, 128, FP_DTYPE_BF16, 8, 2, 1, 4096},
+                             Case{64, 64, FP_DTYPE_BF16, 4, 4, 1, 1},
+                             Case{64, 128, FP_DTYPE_F16, 8, 2, 4, 127},
+                             Case{64, 64, FP_DTYPE_F16, 8, 1, 4, 65},
+                             Case{128, 64, FP_DTYPE_BF16, 8, 2, 1, 63},
+                             Case{128, 128, FP_DTYPE_F16, 2, 2, 4, 129},
+                             Case{128, 128, FP_DTYPE_BF16, 8, 1, 1, 32768},
+                             Case{256, 64, FP_DTYPE_F16, 2, 2, 1, 4097},
+                             Case{256, 128, FP_DTYPE_BF16, 8, 2, 4, 1000},
+                             Case{256, 128, FP_DTYPE_F16, 8, 1, 1, 1},
+                             Case{64, 128, FP_DTYPE_BF16, 8, 1, 1, 16384},
+                             Case{128, 64, FP_DTYPE_F16, 4, 1, 4, 5000},
+                             Case{256, 64, FP_DTYPE_BF16, 8, 1, 4, 300},
+                             Case{64, 64, FP_DTYPE_F16, 4, 1, 1, 9999},
+                             Case{256, 128, FP_DTYPE_F16, 4, 1, 1, 8191}),
+                         caseName);
+
+//===----------------------------------------------------------------------===//
+// Long lengths: sampled query blocks
+//===----------------------------------------------------------------------===//
+
+class GpuLongTest : public ::testing::TestWithParam<int64_t> {};
+
+// At 128K and 256K (d 128, h_q 32, h_kv 8) the mask of sampled query blocks
+// matches the reference rule and their rows meet the error bound.
+TEST_P(GpuLongTest, SampledBlocksMatchReference) {
+  const int64_t s = GetParam(), b = 1, hq = 32, hkv = 8, d = 128, bs = 128;
+  FP_REQUIRE_GPU(drv);
+  auto plan = makePlan(FP_DTYPE_BF16, d, hq, hkv, bs, b, s);
+  ASSERT_TRUE(plan);
+  auto inputs = testing::makeStructuredInputs(
+      structuredConfig(FP_DTYPE_BF16, b, s, hq, hkv, d, bs, 3));
+  GpuProblem p(drv, inputs, b, s, hq, hkv, d, bs,
+               *plan->selectWorkspaceBytes(b, s));
+  fp_params_t params;
+  fp_params_init(&params);
+  ASSERT_TRUE(p.run(*plan, params, nullptr).isOk());
+  p.download();
+
+  ref::TensorView qv = hostView(inputs.q, DType::kBF16, b, s, hq, d),
+                  kv = hostView(inputs.k, DType::kBF16, b, s, hkv, d),
+                  vv = hostView(inputs.v, DType::kBF16, b, s, hkv, d);
+  ref::Options options;
+  options.blockSize = bs;
+  auto kbar = ref::blockPool(kv, options);
+  ASSERT_TRUE(kbar.isOk());
+  const int64_t nb = p.numBlocks;
+  // Early, middle, late (sparse) and the last (dense) query blocks, for a
+  // head of every kv group.
+  std::vector<int64_t> blocks = {3, nb / 3, nb / 2 + 1, nb - 4, nb - 3, nb - 1};
+  int64_t near = 0, other = 0;
+  std::vector<float> scores(static_cast<size_t>(nb));
+  std::vector<std::array<int64_t, 3>> rows;
+  for (int64_t h = 0; h < hq; h += 5)
+    for (int64_t i : blocks) {
+      ASSERT_TRUE(
+          ref::blockScoreRow(qv, kbar->view(), options, 0, h, i, scores.data())
+              .isOk());
+      int64_t row = h * nb + i;
+      compareRow(scores.data(), i, nb, options, &p.hostIds[row * nb],
+                 p.hostCounts[row], near, other);
+      rows.push_back({0, h, i * bs});
+      rows.push_back({0, h, std::min(s - 1, i * bs + bs - 1)});
+    }
+  std::printf("  %lld tokens: density %.4f, sampled rows: near-threshold "
+              "disagreements %lld, other %lld\n",
+              (long long)s, p.blockMask().density(), (long long)near,
+              (long long)other);
+  EXPECT_EQ(other, 0);
+  checkRows(p, qv, kv, vv, rows, bs);
+}
+
+INSTANTIATE_TEST_SUITE_P(Long, GpuLongTest,
+                         ::testing::Values(int64_t(131072), int64_t(262144)));
+
+//===----------------------------------------------------------------------===//
+// Modes and contracts
+//===----------------------------------------------------------------------===//
+
+// alpha = 0 keeps every causal block and equals dense causal attention.
+TEST(GpuModeTest, AlphaZeroIsDenseAttention) {
+  FP_REQUIRE_GPU(drv);
+  const int64_t b = 2, s = 1500, hq = 8, hkv = 2, d = 128, bs = 128;
+  auto plan = makePlan(FP_DTYPE_BF16, d, hq, hkv, bs, b, s);
+  ASSERT_TRUE(plan);
+  auto inputs = testing::makeStructuredInputs(
+      structuredConfig(FP_DTYPE_BF16, b, s, hq, hkv, d, bs, 5));
+  GpuProblem p(drv, inputs, b, s, hq, hkv, d, bs,
+               *plan->selectWorkspaceBytes(b, s));
+  fp_params_t params;
+  fp_params_init(&params);
+  params.alpha = 0;
+  ASSERT_TRUE(p.run(*plan, params, nullptr).isOk());
+  p.download();
+  EXPECT_DOUBLE_EQ(p.blockMask().density(), 1.0);
+  ref::TensorView qv = hostView(inputs.q, DType::kBF16, b, s, hq, d),
+                  kv = hostView(inputs.k, DType::kBF16, b, s, hkv, d),
+                  vv = hostView(inputs.v, DType::kBF16, b, s, hkv, d);
+  ref::Options options;
+  options.blockSize = bs;
+  auto dense = ref::naiveAttention(qv, kv, vv, options); // no mask: dense
+  auto naive = ref::denseCausalAttention(qv, kv, vv, options);
+  ASSERT_TRUE(dense.isOk() && naive.isOk());
+  std::vector<double> gpu(p.hostOut.size()), naiveValues(p.hostOut.size());
+  for (size_t i = 0; i < gpu.size(); ++i) {
+    gpu[i] = bitsToFloat(DType::kBF16, p.hostOut[i]);
+    naiveValues[i] = bitsToFloat(DType::kBF16, naive->out.storage()[i]);
+  }
+  double gpuError = testing::relativeL2(gpu, dense->out);
+  double naiveError = testing::relativeL2(naiveValues, dense->out);
+  std::printf("  dense: rel L2 vs fp64 gpu %.3e, naive %.3e\n", gpuError,
+              naiveError);
+  EXPECT_LE(gpuError, std::max(2.0 * naiveError, 2e-3));
+  double maxLseError = 0;
+  for (size_t i = 0; i < p.hostLse.size(); ++i)
+    maxLseError =
+        std::max(maxLseError, std::fabs(p.hostLse[i] - dense->lse[i]));
+  EXPECT_LE(maxLseError, 1e-3);
+}
+
+// select + attend captured into a CUDA graph (no allocation, no sync inside)
+// replays to the same bits as the direct calls.
+TEST(GpuModeTest, CudaGraphCaptureReplays) {
+  FP_REQUIRE_GPU(drv);
+  const auto &api = drv->api();
+  const int64_t b = 1, s = 3000, hq = 8, hkv = 2, d = 64, bs = 64;
+  auto plan = makePlan(FP_DTYPE_F16, d, hq, hkv, bs, b, s);
+  ASSERT_TRUE(plan);
+  auto inputs = testing::makeStructuredInputs(
+      structuredConfig(FP_DTYPE_F16, b, s, hq, hkv, d, bs, 9));
+  GpuProblem p(drv, inputs, b, s, hq, hkv, d, bs,
+               *plan->selectWorkspaceBytes(b, s));
+  fp_params_t params;
+  fp_params_init(&params);
+  ASSERT_TRUE(p.run(*plan, params, nullptr).isOk());
+  p.download();
+  std::vector<uint16_t> direct = p.hostOut;
+  std::vector<int32_t> directIds = p.hostIds;
+
+  CUstream stream = nullptr;
+  ASSERT_EQ(api.streamCreate(&stream, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+  p.out.fill(0xFF);
+  p.ids.fill(0xFF);
+  ASSERT_EQ(api.ctxSynchronize(), CUDA_SUCCESS);
+  ASSERT_EQ(api.streamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_GLOBAL),
+            CUDA_SUCCESS);
+  Status captured = p.run(*plan, params, stream);
+  CUgraph graph = nullptr;
+  ASSERT_EQ(api.streamEndCapture(stream, &graph), CUDA_SUCCESS);
+  ASSERT_TRUE(captured.isOk()) << captured.toString();
+  CUgraphExec exec = nullptr;
+  ASSERT_EQ(api.graphInstantiate(&exec, graph, 0), CUDA_SUCCESS);
+  for (int replay = 0; replay < 3; ++replay)
+    ASSERT_EQ(api.graphLaunch(exec, stream), CUDA_SUCCESS);
+  ASSERT_EQ(api.streamSynchronize(stream), CUDA_SUCCESS);
+  p.download();
+  EXPECT_EQ(p.hostOut, direct);
+  EXPECT_EQ(p.hostIds, directIds);
+  api.graphExecDestroy(exec);
+  api.graphDestroy(graph);
+  api.streamDestroy(stream);
+}
+
+// Device tensors that break the 16-byte rules are rejected by name.
+TEST(GpuModeTest, MisalignedDeviceTensorsAreRejected) {
+  FP_REQUIRE_GPU(drv);
+  const int64_t b = 1, s = 256, hq = 4, hkv = 4, d = 64, bs = 64;
+  auto plan = makePlan(FP_DTYPE_BF16, d, hq, hkv, bs, b, s);
+  ASSERT_TRUE(plan);
+  auto inputs = testing::makeStructuredInputs(
+      structuredConfig(FP_DTYPE_BF16, b, s, hq, hkv, d, bs, 2));
+  GpuProblem p(drv, inputs, b, s, hq, hkv, d, bs,
+               *plan->selectWorkspaceBytes(b, s));
+  fp_params_t params;
+  fp_params_init(&params);
+  p.qt.data = static_cast<char *>(p.qt.data) + 2;
+  Status status = p.run(*plan, params, nullptr);
+  EXPECT_NE(status.message().find("q.data: expected a 16-byte aligned"),
+            std::string::npos)
+      << status.toString();
+  p.qt.data = p.q.get();
+  p.kt.strides[1] = 4 * d + 4; // not a multiple of 8 elements
+  status = p.run(*plan, params, nullptr);
+  EXPECT_NE(status.message().find("k.strides[1]: expected a multiple of 8"),
+            std::string::npos)
+      << status.toString();
+}
 
 } // namespace
+} // namespace fp::gputest
