@@ -288,15 +288,32 @@ private:
     FpPoolParams p{};
     p.src = src.data;
     p.dst = dst;
-    p.src_batch_stride = src.strides[0];
-    p.src_seq_stride = src.strides[1];
-    p.src_head_stride = src.strides[2];
+    setStrides(p.src_batch_stride, p.src_seq_stride, p.src_head_stride, src);
     p.batch = int(problem.batch);
     p.seq_len = int(problem.seqLen);
     p.num_heads = heads;
     p.num_blocks = int(problem.numBlocks);
     return launch(role, unsigned(problem.numBlocks), unsigned(heads),
                   unsigned(problem.batch), 0, &p, stream);
+  }
+
+  /// Sets the problem fields FpDiscoveryParams and FpAttentionParams share.
+  template <typename KernelParams>
+  void setProblem(KernelParams &p, const Problem &problem,
+                  const fp_params_t &params) const {
+    p.batch = int(problem.batch);
+    p.seq_q = p.seq_k = int(problem.seqLen);
+    p.num_q_heads = spec_.num_q_heads;
+    p.num_kv_heads = spec_.num_kv_heads;
+    p.num_blocks = int(problem.numBlocks);
+    p.scale = scaleOf(params);
+  }
+
+  static void setStrides(fp_i64 &batch, fp_i64 &seq, fp_i64 &head,
+                         const fp_tensor_t &t) {
+    batch = t.strides[0];
+    seq = t.strides[1];
+    head = t.strides[2];
   }
 
   float scaleOf(const fp_params_t &params) const {
@@ -324,15 +341,8 @@ private:
     p.ids = mask.ids;
     p.kept_counter = reinterpret_cast<fp_u64 *>(params.kept_counter);
     p.debug_scores = nullptr;
-    p.q_batch_stride = q.strides[0];
-    p.q_seq_stride = q.strides[1];
-    p.q_head_stride = q.strides[2];
-    p.batch = int(problem.batch);
-    p.seq_q = p.seq_k = int(problem.seqLen);
-    p.num_q_heads = spec_.num_q_heads;
-    p.num_kv_heads = spec_.num_kv_heads;
-    p.num_blocks = int(problem.numBlocks);
-    p.scale = scaleOf(params);
+    setStrides(p.q_batch_stride, p.q_seq_stride, p.q_head_stride, q);
+    setProblem(p, problem, params);
     p.alpha = params.alpha;
     p.sink = params.sink;
     p.window = params.window;
@@ -362,24 +372,11 @@ private:
     p.lse = params.lse;
     p.counts = mask.counts;
     p.ids = mask.ids;
-    p.q_batch_stride = q.strides[0];
-    p.q_seq_stride = q.strides[1];
-    p.q_head_stride = q.strides[2];
-    p.k_batch_stride = k.strides[0];
-    p.k_seq_stride = k.strides[1];
-    p.k_head_stride = k.strides[2];
-    p.v_batch_stride = v.strides[0];
-    p.v_seq_stride = v.strides[1];
-    p.v_head_stride = v.strides[2];
-    p.o_batch_stride = out.strides[0];
-    p.o_seq_stride = out.strides[1];
-    p.o_head_stride = out.strides[2];
-    p.batch = int(problem.batch);
-    p.seq_q = p.seq_k = int(problem.seqLen);
-    p.num_q_heads = spec_.num_q_heads;
-    p.num_kv_heads = spec_.num_kv_heads;
-    p.num_blocks = int(problem.numBlocks);
-    p.scale = scaleOf(params);
+    setStrides(p.q_batch_stride, p.q_seq_stride, p.q_head_stride, q);
+    setStrides(p.k_batch_stride, p.k_seq_stride, p.k_head_stride, k);
+    setStrides(p.v_batch_stride, p.v_seq_stride, p.v_head_stride, v);
+    setStrides(p.o_batch_stride, p.o_seq_stride, p.o_head_stride, out);
+    setProblem(p, problem, params);
     unsigned tiles =
         unsigned((problem.seqLen + attentionBlockM_ - 1) / attentionBlockM_);
     return launch("attention", tiles, unsigned(spec_.num_q_heads),

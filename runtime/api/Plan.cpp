@@ -323,10 +323,10 @@ Status Plan::select(const fp_tensor_t *q, const fp_tensor_t *k,
   return runSelect(*problem, *q, *k, *params, *mask, workspace, stream);
 }
 
-Status Plan::attend(const fp_tensor_t *q, const fp_tensor_t *k,
-                    const fp_tensor_t *v, const fp_mask_t *mask,
-                    const fp_tensor_t *out, const fp_params_t *params,
-                    void *stream) const {
+StatusOr<Plan::Problem>
+Plan::validateAttention(const fp_tensor_t *q, const fp_tensor_t *k,
+                        const fp_tensor_t *v, const fp_tensor_t *out,
+                        const fp_params_t *params) const {
   if (!out)
     return invalidArgument("out: expected a tensor, got NULL");
   if (!v)
@@ -335,6 +335,16 @@ Status Plan::attend(const fp_tensor_t *q, const fp_tensor_t *k,
   if (!problem.isOk())
     return problem.status();
   FP_RETURN_IF_ERROR(validateParams(params));
+  return problem;
+}
+
+Status Plan::attend(const fp_tensor_t *q, const fp_tensor_t *k,
+                    const fp_tensor_t *v, const fp_mask_t *mask,
+                    const fp_tensor_t *out, const fp_params_t *params,
+                    void *stream) const {
+  auto problem = validateAttention(q, k, v, out, params);
+  if (!problem.isOk())
+    return problem.status();
   FP_RETURN_IF_ERROR(validateMask(mask, *problem));
   return runAttend(*problem, *q, *k, *v, *mask, *out, *params, stream);
 }
@@ -343,14 +353,9 @@ Status Plan::prefill(const fp_tensor_t *q, const fp_tensor_t *k,
                      const fp_tensor_t *v, const fp_tensor_t *out,
                      const fp_params_t *params, void *workspace,
                      size_t workspaceBytes, void *stream) const {
-  if (!out)
-    return invalidArgument("out: expected a tensor, got NULL");
-  if (!v)
-    return invalidArgument("v: expected a tensor, got NULL");
-  auto problem = validateTokens(q, k, v, out);
+  auto problem = validateAttention(q, k, v, out, params);
   if (!problem.isOk())
     return problem.status();
-  FP_RETURN_IF_ERROR(validateParams(params));
   WorkspaceLayout l = layout(problem->batch, problem->seqLen);
   FP_RETURN_IF_ERROR(
       validateWorkspace(workspace, workspaceBytes, l.totalBytes, *problem));
