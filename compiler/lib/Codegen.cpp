@@ -73,8 +73,14 @@ StatusOr<GeneratedKernels> generateKernels(const KernelSpec &spec) {
   if (!module)
     return invalidArgument("kernel spec: " + diagnostics);
   PassManager pm(&context);
-  mlir::fp::buildCompilePipeline(
-      pm, mlir::fp::CompilePipelineOptions{spec.arch, spec.keepScores});
+  mlir::fp::CompilePipelineOptions options;
+  options.arch = spec.arch;
+  options.keepScores = spec.keepScores;
+  options.tuningDb = spec.tuningDb;
+  options.lengthBucket = spec.lengthBucket;
+  options.attentionTile = spec.attentionTile;
+  options.discoveryTile = spec.discoveryTile;
+  mlir::fp::buildCompilePipeline(pm, options);
   if (failed(pm.run(*module))) {
     // Verifier errors mean a bad spec; select-tiles errors mean a valid
     // request codegen does not support.

@@ -19,7 +19,13 @@ void mlir::fp::buildCompilePipeline(OpPassManager &pm,
   pm.addPass(createFPExpandPrefill());
   pm.addPass(createFPFusePatternDiscovery(
       FPFusePatternDiscoveryOptions{options.keepScores}));
-  pm.addPass(createFPSelectTiles(FPSelectTilesOptions{options.arch}));
+  FPSelectTilesOptions tiles;
+  tiles.arch = options.arch;
+  tiles.tuningDb = options.tuningDb;
+  tiles.lengthBucket = options.lengthBucket;
+  tiles.attentionTile = options.attentionTile;
+  tiles.discoveryTile = options.discoveryTile;
+  pm.addPass(createFPSelectTiles(tiles));
   pm.addPass(createConvertFPToEmitC());
 }
 
@@ -33,6 +39,14 @@ struct PipelineCLOptions : PassPipelineOptions<PipelineCLOptions> {
       *this, "keep-scores",
       llvm::cl::desc("Also return the block score matrix (debug)"),
       llvm::cl::init(false)};
+  Option<std::string> tuningDb{
+      *this, "tuning-db",
+      llvm::cl::desc("fp-tune database whose winners replace the heuristics"),
+      llvm::cl::init("")};
+  Option<int64_t> lengthBucket{
+      *this, "length-bucket",
+      llvm::cl::desc("Sequence-length bucket to look up in tuning-db"),
+      llvm::cl::init(0)};
 };
 } // namespace
 
@@ -43,7 +57,11 @@ void mlir::fp::registerCompilerPasses() {
       "Lower fp.prefill to CUDA kernels: expand, fuse discovery, select "
       "tiles, convert to EmitC",
       [](OpPassManager &pm, const PipelineCLOptions &cl) {
-        buildCompilePipeline(pm,
-                             CompilePipelineOptions{cl.arch, cl.keepScores});
+        CompilePipelineOptions options;
+        options.arch = cl.arch;
+        options.keepScores = cl.keepScores;
+        options.tuningDb = cl.tuningDb;
+        options.lengthBucket = cl.lengthBucket;
+        buildCompilePipeline(pm, options);
       });
 }

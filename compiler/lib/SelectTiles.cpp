@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 #include "fp/Compiler/Passes.h"
 #include "fp/Compiler/TileConfig.h"
+#include "fp/Compiler/TuningDatabase.h"
 #include "fp/Dialect/FPDialect.h"
 
 #include "llvm/ADT/STLExtras.h"
@@ -67,6 +68,8 @@ struct FPSelectTilesPass
     : mlir::fp::impl::FPSelectTilesBase<FPSelectTilesPass> {
   using FPSelectTilesBase::FPSelectTilesBase;
 
+  ::fp::tuning::TuningDatabase database;
+
   void runOnOperation() final {
     ModuleOp module = getOperation();
     std::optional<TargetArch> target = parseTargetArch(arch);
@@ -76,6 +79,21 @@ struct FPSelectTilesPass
       return signalPassFailure();
     }
     module->setAttr("fp.arch", StringAttr::get(&getContext(), target->name));
+    if (!tuningDb.empty()) {
+      database = ::fp::tuning::TuningDatabase::load(tuningDb);
+      if (!database.warning().empty())
+        module.emitWarning() << database.warning();
+    }
+    for (auto [text, fields, name] :
+         {std::tuple<const std::string &, size_t, const char *>{
+              attentionTile, 4, "attention-tile"},
+          {discoveryTile, 2, "discovery-tile"}})
+      if (!text.empty() && !::fp::tuning::parseConfigText(text, fields)) {
+        module.emitError() << name << ": expected " << fields
+                           << " positive integers separated by 'x', got '"
+                           << text << "'";
+        return signalPassFailure();
+      }
 
     WalkResult result = module.walk([&](Operation *op) -> WalkResult {
       return llvm::TypeSwitch<Operation *, LogicalResult>(op)
@@ -103,6 +121,27 @@ struct FPSelectTilesPass
       signalPassFailure();
   }
 
+  /// The tile values for `kernel`: the forced option, else the database's
+  /// winner for this key and length bucket, else nullopt (heuristics).
+  std::optional<std::vector<int64_t>> tunedConfig(const std::string &kernel,
+                                                  const KernelKey &key,
+                                                  const TargetArch &target,
+                                                  Type element) {
+    const std::string &forced =
+        kernel == ::fp::tuning::kAttention ? attentionTile : discoveryTile;
+    if (!forced.empty())
+      return ::fp::tuning::parseConfigText(
+          forced, ::fp::tuning::configFields(kernel).size());
+    if (lengthBucket <= 0 || database.entries().empty())
+      return std::nullopt;
+    ::fp::tuning::TuningKey tk{
+        target.name,        int(key.headDim), element.isBF16() ? "bf16" : "f16",
+        int(key.blockSize), int(key.group),   lengthBucket};
+    if (auto best = database.best(tk, kernel))
+      return best->config;
+    return std::nullopt;
+  }
+
   LogicalResult selectPool(BlockPoolOp op, const TargetArch &target) {
     auto input = cast<RankedTensorType>(op.getInput().getType());
     KernelKey key = makeKey(target, input, 1, 1, op.getBlockSize());
@@ -126,10 +165,14 @@ struct FPSelectTilesPass
         makeKey(target, query, qHeads, kbar.getDimSize(1), op.getBlockSize());
     if (failed(checkBuildable(op, key, op.getCausal())))
       return failure();
-    DiscoveryTile tile = op.getTile()
-                             ? DiscoveryTile{op.getTile()->getKeyChunk(),
-                                             op.getTile()->getWarps()}
-                             : defaultDiscoveryTile(key);
+    // A preset attribute wins, then a forced option or tuned winner, then
+    // the heuristics.
+    DiscoveryTile tile = defaultDiscoveryTile(key);
+    if (op.getTile())
+      tile = {op.getTile()->getKeyChunk(), op.getTile()->getWarps()};
+    else if (auto tuned = tunedConfig(::fp::tuning::kDiscovery, key, target,
+                                      query.getElementType()))
+      tile = {(*tuned)[0], (*tuned)[1]};
     if (failed(reportTile(op, "#fp.discovery_tile",
                           checkDiscoveryTile(key, tile, target))))
       return failure();
@@ -151,11 +194,13 @@ struct FPSelectTilesPass
       return op.emitOpError() << "s_q = " << sq << " and s_k = " << sk
                               << " is unsupported: only s_q == s_k "
                                  "(prefill) is implemented";
-    AttentionTile tile = op.getTile() ? AttentionTile{op.getTile()->getBlockM(),
-                                                      op.getTile()->getBlockN(),
-                                                      op.getTile()->getWarps(),
-                                                      op.getTile()->getStages()}
-                                      : defaultAttentionTile(key);
+    AttentionTile tile = defaultAttentionTile(key);
+    if (op.getTile())
+      tile = {op.getTile()->getBlockM(), op.getTile()->getBlockN(),
+              op.getTile()->getWarps(), op.getTile()->getStages()};
+    else if (auto tuned = tunedConfig(::fp::tuning::kAttention, key, target,
+                                      q.getElementType()))
+      tile = {(*tuned)[0], (*tuned)[1], (*tuned)[2], (*tuned)[3]};
     if (failed(reportTile(op, "#fp.attention_tile",
                           checkAttentionTile(key, tile, target))))
       return failure();

@@ -14,6 +14,7 @@
 #include "flashprefill/runtime/kernel_cache.h"
 #include "flashprefill/runtime/nvrtc.h"
 #include "fp/Compiler/Codegen.h"
+#include "fp/Compiler/TuningDatabase.h"
 #include "fp/params.h"
 
 #include <chrono>
@@ -126,7 +127,8 @@ struct Kernel {
 
 class CudaPlan final : public Plan {
 public:
-  explicit CudaPlan(const fp_plan_spec_t &spec) : Plan(spec) {}
+  CudaPlan(const fp_plan_spec_t &spec, const PlanTuning &tuning)
+      : Plan(spec), tuning_(tuning) {}
 
   Status initialize() {
     Clock::time_point start = Clock::now();
@@ -159,6 +161,14 @@ public:
     kernelSpec.blockSize = spec_.block_size;
     kernelSpec.arch = info_.arch;
     kernelSpec.pooledQueries = spec_.pooled_queries != 0;
+    if (tuning_.useTuningDatabase) {
+      kernelSpec.tuningDb = tuning_.tuningDatabase.empty()
+                                ? tuning::TuningDatabase::defaultPath()
+                                : tuning_.tuningDatabase;
+      kernelSpec.lengthBucket = tuning::lengthBucket(spec_.max_seq_len);
+    }
+    kernelSpec.attentionTile = tuning_.attentionTile;
+    kernelSpec.discoveryTile = tuning_.discoveryTile;
     auto generated = codegen::generateKernels(kernelSpec);
     if (!generated.isOk())
       return Status(generated.status().code(),
@@ -200,6 +210,8 @@ public:
       FP_RETURN_IF_ERROR(checkExportedSmem(kernel.facts));
       kernels_[role] = kernel;
     }
+    info_.attentionKernel = manifest->launches["attention"];
+    info_.discoveryKernel = manifest->launches["discovery"];
     for (const char *role : {"pool_keys", "discovery", "attention"})
       if (!kernels_.count(role))
         return Status(StatusCode::kInternal,
@@ -384,6 +396,7 @@ private:
                   kernels_.at("attention").facts.smemBase, &p, stream);
   }
 
+  PlanTuning tuning_;
   const rt::CudaDriver *driver_ = nullptr;
   CUcontext context_ = nullptr;
   rt::Module module_;
@@ -393,8 +406,9 @@ private:
 
 } // namespace
 
-StatusOr<std::unique_ptr<Plan>> createCudaPlan(const fp_plan_spec_t &spec) {
-  auto plan = std::make_unique<CudaPlan>(spec);
+StatusOr<std::unique_ptr<Plan>> createCudaPlan(const fp_plan_spec_t &spec,
+                                               const PlanTuning &tuning) {
+  auto plan = std::make_unique<CudaPlan>(spec, tuning);
   FP_RETURN_IF_ERROR(plan->initialize());
   return std::unique_ptr<Plan>(std::move(plan));
 }

@@ -134,6 +134,11 @@ Status validatePlanSpec(const fp_plan_spec_t &spec) {
 }
 
 StatusOr<std::unique_ptr<Plan>> Plan::create(const fp_plan_spec_t &spec) {
+  return create(spec, PlanTuning());
+}
+
+StatusOr<std::unique_ptr<Plan>> Plan::create(const fp_plan_spec_t &spec,
+                                             const PlanTuning &tuning) {
   FP_RETURN_IF_ERROR(validatePlanSpec(spec));
   std::unique_ptr<Plan> plan;
   if (spec.device == FP_DEVICE_CPU) {
@@ -142,7 +147,7 @@ StatusOr<std::unique_ptr<Plan>> Plan::create(const fp_plan_spec_t &spec) {
       return cpu.status();
     plan = std::move(*cpu);
   } else {
-    auto gpu = createCudaPlan(spec);
+    auto gpu = createCudaPlan(spec, tuning);
     if (!gpu.isOk())
       return gpu.status();
     plan = std::move(*gpu);

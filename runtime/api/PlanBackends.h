@@ -13,7 +13,8 @@ namespace fp {
 /// The CPU reference backend (host pointers, synchronous).
 StatusOr<std::unique_ptr<Plan>> createCpuPlan(const fp_plan_spec_t &spec);
 /// The CUDA backend: codegen + NVRTC + kernel cache + driver launches.
-StatusOr<std::unique_ptr<Plan>> createCudaPlan(const fp_plan_spec_t &spec);
+StatusOr<std::unique_ptr<Plan>> createCudaPlan(const fp_plan_spec_t &spec,
+                                               const PlanTuning &tuning);
 
 } // namespace fp
 

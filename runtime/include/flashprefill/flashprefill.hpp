@@ -24,7 +24,18 @@ struct PlanInfo {
   std::string device;       ///< "NVIDIA H100 80GB HBM3" or "CPU (reference)"
   std::string arch;         ///< "sm_90a", or "" on the CPU
   std::string kernelOrigin; ///< "compiled", "memory cache", "disk cache"
+  std::string attentionKernel, discoveryKernel; ///< entry names (tiles)
   double codegenSeconds = 0, compileSeconds = 0, totalSeconds = 0;
+};
+
+/// Kernel tile choice beyond the spec (fp-tune, experiments). By default a
+/// plan uses fp-tune's database at TuningDatabase::defaultPath() (looked up
+/// at the length bucket of max_seq_len), else the heuristics.
+struct PlanTuning {
+  std::string tuningDatabase; ///< "" = the default path
+  bool useTuningDatabase = true;
+  std::string attentionTile; ///< forced, e.g. "128x32x4x2"
+  std::string discoveryTile; ///< forced, e.g. "64x4"
 };
 
 /// Compiled kernels for one spec on one device (or the CPU reference).
@@ -34,6 +45,8 @@ public:
   /// Validates `spec`, then generates, compiles (or fetches from the kernel
   /// cache) and loads every kernel. Errors name the spec field.
   static StatusOr<std::unique_ptr<Plan>> create(const fp_plan_spec_t &spec);
+  static StatusOr<std::unique_ptr<Plan>> create(const fp_plan_spec_t &spec,
+                                                const PlanTuning &tuning);
   virtual ~Plan();
 
   const fp_plan_spec_t &spec() const { return spec_; }

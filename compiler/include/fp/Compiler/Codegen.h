@@ -28,6 +28,11 @@ struct KernelSpec {
   std::string arch = "sm_90a";
   bool pooledQueries = false; ///< score with block-mean queries
   bool keepScores = false;    ///< discovery also writes the score matrix
+  /// Tile choice beyond the heuristics: an fp-tune database looked up at
+  /// `lengthBucket`, or forced tiles ("128x32x4x2", "64x4").
+  std::string tuningDb;
+  int64_t lengthBucket = 0;
+  std::string attentionTile, discoveryTile;
 };
 
 struct GeneratedKernels {

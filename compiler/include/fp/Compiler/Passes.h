@@ -27,6 +27,11 @@ struct CompilePipelineOptions {
   std::string arch = "sm_90a";
   /// Keep the block score matrix (debug).
   bool keepScores = false;
+  /// fp-tune database and the length bucket to look up ("" / 0: none).
+  std::string tuningDb;
+  int64_t lengthBucket = 0;
+  /// Forced tiles ("128x32x4x2", "64x4"; "": none).
+  std::string attentionTile, discoveryTile;
 };
 
 /// Adds expand, fuse, select-tiles and convert-to-EmitC to `pm`.

@@ -65,7 +65,8 @@ def FPSelectTiles : Pass<"fp-select-tiles", "::mlir::ModuleOp"> {
   let description = [{
     Attaches `#fp.pool_tile`, `#fp.discovery_tile` and `#fp.attention_tile`
     to the kernel ops from heuristics keyed by (arch, head dim, block size,
-    dtype, GQA group), records the arch on the module (`fp.arch`), and
+    dtype, GQA group) or, given `tuning-db` and `length-bucket`, from
+    fp-tune's measured winners; records the arch on the module (`fp.arch`), and
     rejects with a named diagnostic what verifies but cannot be built:
     non-causal or `s_q != s_k`, unsupported head dims or block sizes,
     unfused scoring, shared memory beyond the arch limit. Tiles already
@@ -84,7 +85,18 @@ def FPSelectTiles : Pass<"fp-select-tiles", "::mlir::ModuleOp"> {
   }];
   let options = [
     Option<"arch", "arch", "std::string", /*default=*/"\"sm_90a\"",
-           "Target GPU architecture: sm_80, sm_86, sm_89, sm_90 or sm_90a">
+           "Target GPU architecture: sm_80, sm_86, sm_89, sm_90 or sm_90a">,
+    Option<"tuningDb", "tuning-db", "std::string", /*default=*/"\"\"",
+           "fp-tune database (JSON) whose winners replace the heuristics">,
+    Option<"lengthBucket", "length-bucket", "int64_t", /*default=*/"0",
+           "Sequence-length bucket (power of two) to look up in tuning-db">,
+    Option<"attentionTile", "attention-tile", "std::string",
+           /*default=*/"\"\"",
+           "Force the attention tile: block_m x block_n x warps x stages "
+           "(e.g. 128x32x4x2)">,
+    Option<"discoveryTile", "discovery-tile", "std::string",
+           /*default=*/"\"\"",
+           "Force the discovery tile: key_chunk x warps (e.g. 64x4)">
   ];
 }
 
