@@ -12,6 +12,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "flashprefill/flashprefill.hpp"
+#include "flashprefill/gpu_testing.h"
 #include "flashprefill/npy.h"
 #include "flashprefill/reference.h"
 #include "flashprefill/runtime/cuda_driver.h"
@@ -266,28 +267,10 @@ fp_tensor_t tensorOf(void *data, int64_t b, int64_t s, int64_t h,
   return {data, {b, s, h, d}, {s * h * d, h * d, d, 1}};
 }
 
-/// Times `fn` `repeats` times after `warmup` runs; median in ms.
+/// Median ms of `fn` (CUDA events, after warm-up).
 double timeGpu(const CudaDriver *drv, int warmup, int repeats,
                const std::function<void()> &fn) {
-  const auto &api = drv->api();
-  CUevent start, stop;
-  api.eventCreate(&start, CU_EVENT_DEFAULT);
-  api.eventCreate(&stop, CU_EVENT_DEFAULT);
-  for (int i = 0; i < warmup; ++i)
-    fn();
-  std::vector<double> ms;
-  for (int i = 0; i < repeats; ++i) {
-    api.eventRecord(start, nullptr);
-    fn();
-    api.eventRecord(stop, nullptr);
-    api.eventSynchronize(stop);
-    float elapsed = 0;
-    api.eventElapsedTime(&elapsed, start, stop);
-    ms.push_back(elapsed);
-  }
-  api.eventDestroy(start);
-  api.eventDestroy(stop);
-  return median(ms);
+  return fp::testing::medianGpuMs(drv, warmup, repeats, fn);
 }
 
 void check(const fp::Status &status, const char *what) {

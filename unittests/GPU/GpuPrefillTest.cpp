@@ -192,7 +192,7 @@ TEST_P(GpuPrefillTest, MatchesReference) {
   p.download();
   std::vector<uint16_t> firstOut = p.hostOut;
   std::vector<int32_t> firstCounts = p.hostCounts, firstIds = p.hostIds;
-  p.kept.fill(0);
+  ASSERT_TRUE(p.kept.fill(0).isOk());
   ASSERT_TRUE(p.run(*plan, params, nullptr).isOk());
   p.download();
   // Determinism: bit-identical outputs and masks.
@@ -415,9 +415,9 @@ TEST(GpuModeTest, CudaGraphCaptureReplays) {
 
   CUstream stream = nullptr;
   ASSERT_EQ(api.streamCreate(&stream, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
-  p.out.fill(0xFF);
-  p.counts.fill(0xFF);
-  p.ids.fill(0xFF);
+  ASSERT_TRUE(p.out.fill(0xFF).isOk());
+  ASSERT_TRUE(p.counts.fill(0xFF).isOk());
+  ASSERT_TRUE(p.ids.fill(0xFF).isOk());
   ASSERT_EQ(api.ctxSynchronize(), CUDA_SUCCESS);
   ASSERT_EQ(api.streamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_GLOBAL),
             CUDA_SUCCESS);

@@ -27,30 +27,6 @@ const rt::CudaDriver *driverOrNull(std::string *why) {
   return *driver;
 }
 
-DeviceBuffer::DeviceBuffer(const rt::CudaDriver *driver, size_t bytes)
-    : driver_(driver), bytes_(bytes) {
-  // cudaMalloc-style 256-byte alignment; at least one allocation unit.
-  EXPECT_EQ(driver_->api().memAlloc(&ptr_, std::max<size_t>(bytes, 256)),
-            CUDA_SUCCESS);
-}
-
-DeviceBuffer::~DeviceBuffer() {
-  if (ptr_)
-    driver_->api().memFree(ptr_);
-}
-
-void DeviceBuffer::upload(const void *host) {
-  EXPECT_EQ(driver_->api().memcpyHtoD(ptr_, host, bytes_), CUDA_SUCCESS);
-}
-
-void DeviceBuffer::download(void *host) const {
-  EXPECT_EQ(driver_->api().memcpyDtoH(host, ptr_, bytes_), CUDA_SUCCESS);
-}
-
-void DeviceBuffer::fill(unsigned char byte) {
-  EXPECT_EQ(driver_->api().memsetD8(ptr_, byte, bytes_), CUDA_SUCCESS);
-}
-
 static fp_tensor_t tensorOf(void *data, int64_t b, int64_t s, int64_t h,
                             int64_t d) {
   return {data, {b, s, h, d}, {s * h * d, h * d, d, 1}};
@@ -68,12 +44,12 @@ GpuProblem::GpuProblem(const rt::CudaDriver *drv,
       counts(drv, size_t(batch * qHeads * numBlocks) * 4),
       ids(drv, size_t(batch * qHeads * numBlocks * numBlocks) * 4),
       kept(drv, 8), workspace(drv, workspaceBytes) {
-  q.upload(in.q.data());
-  k.upload(in.k.data());
-  v.upload(in.v.data());
-  out.fill(0xFF); // NaN in bf16 and f16: unwritten elements show up
-  lse.fill(0xFF);
-  kept.fill(0);
+  EXPECT_TRUE(q.upload(in.q.data()).isOk());
+  EXPECT_TRUE(k.upload(in.k.data()).isOk());
+  EXPECT_TRUE(v.upload(in.v.data()).isOk());
+  // NaN in bf16 and f16: unwritten elements show up.
+  EXPECT_TRUE(out.fill(0xFF).isOk() && lse.fill(0xFF).isOk());
+  EXPECT_TRUE(kept.fill(0).isOk());
   qt = tensorOf(q.get(), batch, seqLen, qHeads, headDim);
   kt = tensorOf(k.get(), batch, seqLen, kvHeads, headDim);
   vt = tensorOf(v.get(), batch, seqLen, kvHeads, headDim);
@@ -98,11 +74,11 @@ void GpuProblem::download() {
   hostLse.resize(lse.size() / 4);
   hostCounts.resize(counts.size() / 4);
   hostIds.resize(ids.size() / 4);
-  out.download(hostOut.data());
-  lse.download(hostLse.data());
-  counts.download(hostCounts.data());
-  ids.download(hostIds.data());
-  kept.download(&hostKept);
+  ASSERT_TRUE(out.download(hostOut.data()).isOk());
+  ASSERT_TRUE(lse.download(hostLse.data()).isOk());
+  ASSERT_TRUE(counts.download(hostCounts.data()).isOk());
+  ASSERT_TRUE(ids.download(hostIds.data()).isOk());
+  ASSERT_TRUE(kept.download(&hostKept).isOk());
 }
 
 ref::BlockMask GpuProblem::blockMask() const {

@@ -7,6 +7,7 @@
 #define FP_UNITTESTS_GPU_GPUTESTUTIL_H
 
 #include "flashprefill/flashprefill.hpp"
+#include "flashprefill/gpu_testing.h"
 #include "flashprefill/reference.h"
 #include "flashprefill/runtime/cuda_driver.h"
 #include "flashprefill/structured_inputs.h"
@@ -27,24 +28,7 @@ const rt::CudaDriver *driverOrNull(std::string *why);
   if (!drv)                                                                    \
   GTEST_SKIP() << "no CUDA device: " << fpWhy_
 
-/// A device buffer freed on scope exit.
-class DeviceBuffer {
-public:
-  DeviceBuffer(const rt::CudaDriver *driver, size_t bytes);
-  ~DeviceBuffer();
-  DeviceBuffer(const DeviceBuffer &) = delete;
-  DeviceBuffer &operator=(const DeviceBuffer &) = delete;
-  void *get() const { return reinterpret_cast<void *>(ptr_); }
-  size_t size() const { return bytes_; }
-  void upload(const void *host);
-  void download(void *host) const;
-  void fill(unsigned char byte);
-
-private:
-  const rt::CudaDriver *driver_;
-  CUdeviceptr ptr_ = 0;
-  size_t bytes_ = 0;
-};
+using testing::DeviceBuffer;
 
 /// A problem on the device: inputs, outputs poisoned with NaN, the mask.
 struct GpuProblem {
