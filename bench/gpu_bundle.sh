@@ -8,7 +8,7 @@ build=${1:-$root/build}
 mkdir -p "$root/.gpu"
 grep -qx '/.gpu/' "$root/.git/info/exclude" 2>/dev/null ||
   echo '/.gpu/' >>"$root/.git/info/exclude"
-for bin in FPGpuTests FPRuntimeTests fp-bench fp-opt; do
+for bin in FPGpuTests FPRuntimeTests FPTuneTests fp-bench fp-opt fp-tune; do
   cp "$build/bin/$bin" "$root/.gpu/"
   strip "$root/.gpu/$bin"
 done
