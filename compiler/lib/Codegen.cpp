@@ -78,6 +78,7 @@ StatusOr<GeneratedKernels> generateKernels(const KernelSpec &spec) {
   options.keepScores = spec.keepScores;
   options.tuningDb = spec.tuningDb;
   options.lengthBucket = spec.lengthBucket;
+  options.builtinTuning = spec.builtinTuning;
   options.attentionTile = spec.attentionTile;
   options.discoveryTile = spec.discoveryTile;
   mlir::fp::buildCompilePipeline(pm, options);

@@ -23,6 +23,7 @@ void mlir::fp::buildCompilePipeline(OpPassManager &pm,
   tiles.arch = options.arch;
   tiles.tuningDb = options.tuningDb;
   tiles.lengthBucket = options.lengthBucket;
+  tiles.builtinTuning = options.builtinTuning;
   tiles.attentionTile = options.attentionTile;
   tiles.discoveryTile = options.discoveryTile;
   pm.addPass(createFPSelectTiles(tiles));

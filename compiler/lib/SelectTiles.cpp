@@ -132,13 +132,17 @@ struct FPSelectTilesPass
     if (!forced.empty())
       return ::fp::tuning::parseConfigText(
           forced, ::fp::tuning::configFields(kernel).size());
-    if (lengthBucket <= 0 || database.entries().empty())
+    if (lengthBucket <= 0)
       return std::nullopt;
     ::fp::tuning::TuningKey tk{
         target.name,        int(key.headDim), element.isBF16() ? "bf16" : "f16",
         int(key.blockSize), int(key.group),   lengthBucket};
+    // The user's measurements first, then the shipped ones.
     if (auto best = database.best(tk, kernel))
       return best->config;
+    if (builtinTuning)
+      if (auto best = ::fp::tuning::builtinDatabase().best(tk, kernel))
+        return best->config;
     return std::nullopt;
   }
 

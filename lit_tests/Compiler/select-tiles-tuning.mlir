@@ -10,6 +10,10 @@
 // RUN: fp-opt %t/ops.mlir --fp-expand-prefill --fp-fuse-pattern-discovery --fp-select-tiles="arch=sm_90a tuning-db=%t/v2.json length-bucket=32768" 2>&1 | FileCheck %s --check-prefix=VERSION
 // RUN: fp-opt %t/ops.mlir --fp-expand-prefill --fp-fuse-pattern-discovery --fp-select-tiles="arch=sm_90a tuning-db=%t/missing.json length-bucket=32768" 2>&1 | FileCheck %s --check-prefix=HEURISTIC
 // RUN: fp-opt %t/ops.mlir --fp-expand-prefill --fp-fuse-pattern-discovery --fp-select-tiles="arch=sm_90a attention-tile=64x64x4x3 discovery-tile=32x2" | FileCheck %s --check-prefix=FORCED
+// The H100 database shipped in bench/tuning/ is compiled in (re-tuning it
+// may change these winners: update the BUILTIN lines with it).
+// RUN: fp-opt %t/ops.mlir --fp-expand-prefill --fp-fuse-pattern-discovery --fp-select-tiles="arch=sm_90a length-bucket=65536 builtin-tuning=true" | FileCheck %s --check-prefix=BUILTIN
+// RUN: fp-opt %t/ops.mlir --fp-expand-prefill --fp-fuse-pattern-discovery --fp-select-tiles="arch=sm_80 length-bucket=65536 builtin-tuning=true" | FileCheck %s --check-prefix=HEURISTIC
 // RUN: not fp-opt %t/ops.mlir --fp-expand-prefill --fp-fuse-pattern-discovery --fp-select-tiles="arch=sm_90a attention-tile=64x64" 2>&1 | FileCheck %s --check-prefix=BADFORCE
 // RUN: fp-opt %t/ops.mlir --fp-compile-pipeline="arch=sm_90a tuning-db=%t/db.json length-bucket=32768" --fp-emit=cuda | FileCheck %s --check-prefix=PIPELINE
 
@@ -22,6 +26,8 @@
 // VERSION: warning: tuning database {{.*}}v2.json ignored: version 2, this library reads version 1
 // FORCED: tile = #fp.discovery_tile<key_chunk = 32, warps = 2>
 // FORCED: tile = #fp.attention_tile<block_m = 64, block_n = 64, warps = 4, stages = 3>
+// BUILTIN: tile = #fp.discovery_tile<key_chunk = 32, warps = 4>
+// BUILTIN: tile = #fp.attention_tile<block_m = 128, block_n = 128, warps = 8, stages = 2>
 // BADFORCE: attention-tile: expected 4 positive integers separated by 'x', got '64x64'
 // PIPELINE: fp::dev::masked_attention<__nv_bfloat16, 128, 128, 64, 64, 4, 3, 90>
 

@@ -166,6 +166,7 @@ public:
                                 ? tuning::TuningDatabase::defaultPath()
                                 : tuning_.tuningDatabase;
       kernelSpec.lengthBucket = tuning::lengthBucket(spec_.max_seq_len);
+      kernelSpec.builtinTuning = true;
     }
     kernelSpec.attentionTile = tuning_.attentionTile;
     kernelSpec.discoveryTile = tuning_.discoveryTile;

@@ -29,8 +29,9 @@ struct PlanInfo {
 };
 
 /// Kernel tile choice beyond the spec (fp-tune, experiments). By default a
-/// plan uses fp-tune's database at TuningDatabase::defaultPath() (looked up
-/// at the length bucket of max_seq_len), else the heuristics.
+/// plan looks up the length bucket of max_seq_len in fp-tune's database at
+/// TuningDatabase::defaultPath(), then in the databases shipped with the
+/// library (bench/tuning/), else uses the heuristics.
 struct PlanTuning {
   std::string tuningDatabase; ///< "" = the default path
   bool useTuningDatabase = true;

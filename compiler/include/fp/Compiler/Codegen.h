@@ -32,6 +32,7 @@ struct KernelSpec {
   /// `lengthBucket`, or forced tiles ("128x32x4x2", "64x4").
   std::string tuningDb;
   int64_t lengthBucket = 0;
+  bool builtinTuning = false; ///< fall back to the shipped databases
   std::string attentionTile, discoveryTile;
 };
 

@@ -30,6 +30,8 @@ struct CompilePipelineOptions {
   /// fp-tune database and the length bucket to look up ("" / 0: none).
   std::string tuningDb;
   int64_t lengthBucket = 0;
+  /// Also consult the databases shipped with the library.
+  bool builtinTuning = false;
   /// Forced tiles ("128x32x4x2", "64x4"; "": none).
   std::string attentionTile, discoveryTile;
 };

@@ -90,6 +90,9 @@ def FPSelectTiles : Pass<"fp-select-tiles", "::mlir::ModuleOp"> {
            "fp-tune database (JSON) whose winners replace the heuristics">,
     Option<"lengthBucket", "length-bucket", "int64_t", /*default=*/"0",
            "Sequence-length bucket (power of two) to look up in tuning-db">,
+    Option<"builtinTuning", "builtin-tuning", "bool", /*default=*/"false",
+           "Fall back to the tuning databases shipped with the library "
+           "(bench/tuning/*.json) for keys tuning-db lacks">,
     Option<"attentionTile", "attention-tile", "std::string",
            /*default=*/"\"\"",
            "Force the attention tile: block_m x block_n x warps x stages "

@@ -101,6 +101,10 @@ private:
   std::string warning_;
 };
 
+/// The databases shipped with the library (bench/tuning/*.json, compiled
+/// in), the fallback for keys the user's database lacks.
+const TuningDatabase &builtinDatabase();
+
 } // namespace fp::tuning
 
 #endif // FP_COMPILER_TUNINGDATABASE_H
