@@ -1,0 +1,152 @@
+"""FlashPrefill: block-sparse causal attention for long-context prefill.
+
+A ctypes binding of ``libflashprefill.so`` (no compiled extension)::
+
+    import torch, flashprefill
+    q = torch.randn(1, 8192, 32, 128, device="cuda", dtype=torch.bfloat16)
+    k = torch.randn(1, 8192, 8, 128, device="cuda", dtype=torch.bfloat16)
+    v = torch.randn_like(k)
+    out = flashprefill.prefill(q, k, v)          # [b, s, h, d], like q
+
+* torch CUDA tensors run the JIT-compiled kernels on
+  ``torch.cuda.current_stream()``; torch CPU tensors and numpy arrays run the
+  library's CPU reference (numpy: float16 arrays, or bf16 bit patterns as
+  uint16 with ``dtype="bf16"``; :func:`to_bf16` / :func:`from_bf16` convert).
+* :func:`prefill` on torch tensors is the custom op ``flashprefill::prefill``
+  (``flashprefill::prefill_out`` when ``out`` is given) with a fake
+  implementation: ``torch.compile`` traces it without a graph break.
+* :func:`plan` gives engines a :class:`Plan` with ``select`` / ``attend`` /
+  ``prefill`` and explicit workspaces (CUDA-graph capturable).
+* Errors are :class:`FlashPrefillError` (a ``RuntimeError``) whose message
+  names the argument and the expected value.
+
+The library is found through ``$FLASHPREFILL_LIBRARY``, then the copy
+installed next to the package, then a source checkout's ``build/lib``; see
+``docs/python.md``.
+"""
+
+from __future__ import annotations
+
+import sys as _sys
+
+from . import _core
+from ._capi import FlashPrefillError, LibraryNotFoundError, library_path
+from ._core import (
+    Mask,
+    Plan,
+    clear_plan_cache,
+    defaults,
+    from_bf16,
+    mask,
+    plan,
+    to_bf16,
+    workspace_size,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FlashPrefillError",
+    "LibraryNotFoundError",
+    "Mask",
+    "Plan",
+    "clear_plan_cache",
+    "defaults",
+    "from_bf16",
+    "library_path",
+    "mask",
+    "plan",
+    "prefill",
+    "register_torch_ops",
+    "to_bf16",
+    "workspace_size",
+]
+
+# The torch integration (set by register_torch_ops).
+_torch = None
+_ops = None
+
+
+def register_torch_ops() -> None:
+    """Registers the torch custom ops (``torch.ops.flashprefill.*``).
+
+    ``import flashprefill`` does it when torch is installed (so the ops exist
+    before any ``torch.compile`` trace, whatever the import order), unless
+    ``FLASHPREFILL_NO_TORCH=1`` keeps torch out of numpy-only processes;
+    then it happens on the first eager call with torch tensors, or here.
+    """
+    global _torch, _ops
+    if _ops is not None:
+        return
+    import torch
+
+    from . import _torch_ops as ops
+
+    _torch, _ops = torch, ops
+
+
+def _register_at_import() -> None:
+    import importlib.util
+    import os
+
+    if "torch" not in _sys.modules:
+        if os.environ.get("FLASHPREFILL_NO_TORCH") == "1" or importlib.util.find_spec("torch") is None:
+            return
+    try:
+        register_torch_ops()
+    except Exception:  # a broken torch install: the first torch call re-raises it
+        pass
+
+
+_register_at_import()
+
+
+def prefill(q, k, v, *, alpha=None, sink=None, window=None, last_n=None, min_budget=None,
+            threshold=None, block_size=None, scale=None, pooled_queries=False,
+            return_lse=False, out=None, workspace=None, layout="bshd", dtype=None):
+    """Block-sparse causal attention: finds the key blocks that matter for
+    every query block, then runs flash attention over only those.
+
+    Args:
+        q: ``[b, s, h_q, d]`` (``layout="bshd"``) or ``[b, h_q, s, d]``
+            (``layout="bhsd"``); bf16 or fp16. Any strides with a contiguous
+            last dimension (on the GPU: 16-byte aligned, strides multiples of
+            8 elements), so packed QKV views work without copies.
+        k, v: ``[b, s, h_kv, d]`` (or ``[b, h_kv, s, d]``), ``h_q % h_kv == 0``.
+        alpha: keep block j iff ``score >= alpha * max`` (0 keeps every block:
+            dense). None: the library default (0.1).
+        sink, window, last_n, min_budget: forced blocks (first `sink` key
+            blocks, the `window` blocks up to the diagonal, the last `last_n`
+            query blocks dense, at least the `min_budget` best); None:
+            defaults (2, 4, 2, 0). See :func:`defaults`.
+        threshold: ``"relative_max"`` (default) or ``"min_max"``.
+        block_size: tokens per block (None: 128).
+        scale: softmax scale (None: ``1/sqrt(d)``).
+        pooled_queries: score with block-mean queries (cheaper estimator).
+        return_lse: also return the log-sum-exp, fp32 ``[b, h_q, s]``.
+        out: write the output here (same shape and dtype as q).
+        workspace: a byte buffer of :func:`workspace_size` bytes on q's
+            device; with `out` given the call allocates nothing (CUDA graphs).
+        layout: ``"bshd"`` or ``"bhsd"``; the output has q's shape.
+        dtype: for numpy uint16 arrays holding bit patterns: ``"bf16"`` or
+            ``"f16"``.
+
+    Returns:
+        ``out``, or ``(out, lse)`` with `return_lse`.
+
+    Raises:
+        FlashPrefillError: the message names the argument (``params.alpha``,
+            ``q.shape[2]``, ...) and what was expected.
+    """
+    if _ops is None and _core.is_torch(q):
+        register_torch_ops()  # torch was imported after flashprefill
+    if _torch is not None and isinstance(q, _torch.Tensor):
+        return _ops.prefill(q, k, v, alpha=alpha, sink=sink, window=window, last_n=last_n,
+                            min_budget=min_budget, threshold=threshold, block_size=block_size,
+                            scale=scale, pooled_queries=pooled_queries, return_lse=return_lse,
+                            out=out, workspace=workspace, layout=layout)
+    return _core.prefill_eager(q, k, v, alpha=alpha, sink=sink, window=window, last_n=last_n,
+                               min_budget=min_budget, threshold=threshold,
+                               block_size=block_size, scale=scale,
+                               pooled_queries=pooled_queries, return_lse=return_lse, out=out,
+                               workspace=workspace, layout=layout, dtype=dtype)

@@ -1,0 +1,124 @@
+"""The PyTorch custom ops ``flashprefill::prefill`` and
+``flashprefill::prefill_out``.
+
+Registered with ``torch.library.custom_op`` and a fake (meta) implementation,
+so ``torch.compile`` traces :func:`flashprefill.prefill` into one graph node
+(no graph break) and inductor keeps it as an opaque kernel call. The real
+implementation runs the library on the tensor's device: CUDA tensors on
+``torch.cuda.current_stream()``, CPU tensors through the CPU reference.
+
+Every scalar parameter is optional in the schema and resolved inside the
+implementation, so the library (and its ctypes calls) is never touched while
+tracing.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+
+from . import _core
+
+Tensor = torch.Tensor
+
+if not hasattr(torch.library, "custom_op"):  # torch < 2.4
+    raise ImportError(
+        f"flashprefill's torch ops need torch >= 2.4 (torch.library.custom_op); found {torch.__version__}"
+    )
+
+
+def _lse_shape(q: Tensor, layout: str):
+    b = q.shape[0]
+    h, s = (q.shape[2], q.shape[1]) if layout == "bshd" else (q.shape[1], q.shape[2])
+    return (b, h, s)
+
+
+@torch.library.custom_op("flashprefill::prefill", mutates_args=(), device_types=("cpu", "cuda"))
+def prefill_op(q: Tensor, k: Tensor, v: Tensor, alpha: Optional[float], sink: Optional[int],
+               window: Optional[int], last_n: Optional[int], min_budget: Optional[int],
+               threshold_kind: Optional[int], block_size: Optional[int], scale: Optional[float],
+               pooled_queries: bool, return_lse: bool, layout: str) -> Tuple[Tensor, Tensor]:
+    """Functional prefill: returns (out like q, lse [b, h_q, s] fp32 or an
+    empty tensor when return_lse is False)."""
+    result = _core.prefill_eager(q, k, v, alpha=alpha, sink=sink, window=window, last_n=last_n,
+                                 min_budget=min_budget, threshold=threshold_kind,
+                                 block_size=block_size, scale=scale,
+                                 pooled_queries=pooled_queries, return_lse=return_lse,
+                                 layout=layout)
+    if return_lse:
+        return result
+    return result, q.new_empty((0,), dtype=torch.float32)
+
+
+@prefill_op.register_fake
+def _prefill_fake(q, k, v, alpha, sink, window, last_n, min_budget, threshold_kind, block_size,
+                  scale, pooled_queries, return_lse, layout):
+    out = q.new_empty(q.shape)
+    lse_shape = _lse_shape(q, layout) if return_lse else (0,)
+    return out, q.new_empty(lse_shape, dtype=torch.float32)
+
+
+@torch.library.custom_op("flashprefill::prefill_out", mutates_args=("out", "lse", "workspace"),
+                         device_types=("cpu", "cuda"))
+def prefill_out_op(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Optional[Tensor],
+                   workspace: Optional[Tensor], alpha: Optional[float], sink: Optional[int],
+                   window: Optional[int], last_n: Optional[int], min_budget: Optional[int],
+                   threshold_kind: Optional[int], block_size: Optional[int],
+                   scale: Optional[float], pooled_queries: bool, layout: str) -> None:
+    """Prefill into caller-owned `out` (and `lse`, `workspace`): allocates
+    nothing when all are given, so it can be captured in a CUDA graph."""
+    _core.prefill_eager(q, k, v, alpha=alpha, sink=sink, window=window, last_n=last_n,
+                        min_budget=min_budget, threshold=threshold_kind, block_size=block_size,
+                        scale=scale, pooled_queries=pooled_queries, out=out, lse=lse,
+                        workspace=workspace, layout=layout)
+
+
+@prefill_out_op.register_fake
+def _prefill_out_fake(q, k, v, out, lse, workspace, alpha, sink, window, last_n, min_budget,
+                      threshold_kind, block_size, scale, pooled_queries, layout):
+    return None
+
+
+def prefill(q: Tensor, k: Tensor, v: Tensor, *, alpha, sink, window, last_n, min_budget,
+            threshold, block_size, scale, pooled_queries, return_lse, out, workspace, layout):
+    """:func:`flashprefill.prefill` on torch tensors: through the custom ops.
+
+    Plain Python that torch.compile inlines: no ctypes, no library calls.
+    """
+    _core.check_layout(layout)
+    if q.dim() != 4:
+        raise _core.invalid(f"q: expected a 4-d tensor, got shape {tuple(q.shape)}")
+    for name, t in (("k", k), ("v", v), ("out", out), ("workspace", workspace)):
+        if t is not None and not isinstance(t, torch.Tensor):
+            raise _core.invalid(f"{name}: expected a torch.Tensor like q, got {type(t).__name__}")
+    kind = None if threshold is None else _threshold_kind(threshold)
+    if scale is not None:
+        scale = float(scale)
+    if alpha is not None:
+        alpha = float(alpha)
+    if out is None:
+        if workspace is not None:
+            out = q.new_empty(q.shape)
+        else:
+            o, lse = torch.ops.flashprefill.prefill(q, k, v, alpha, sink, window, last_n,
+                                                     min_budget, kind, block_size, scale,
+                                                     bool(pooled_queries), bool(return_lse),
+                                                     layout)
+            return (o, lse) if return_lse else o
+    lse = q.new_empty(_lse_shape(q, layout), dtype=torch.float32) if return_lse else None
+    torch.ops.flashprefill.prefill_out(q, k, v, out, lse, workspace, alpha, sink, window, last_n,
+                                       min_budget, kind, block_size, scale, bool(pooled_queries),
+                                       layout)
+    return (out, lse) if return_lse else out
+
+
+def _threshold_kind(threshold) -> int:
+    if isinstance(threshold, str) and threshold in _core.THRESHOLDS:
+        return _core.THRESHOLDS[threshold]
+    if isinstance(threshold, int) and not isinstance(threshold, bool):
+        return threshold
+    raise _core.invalid(
+        "threshold: expected 'relative_max' (t = alpha * max) or 'min_max' "
+        f"(t = alpha * max + (1 - alpha) * min), got {threshold!r}"
+    )
