@@ -25,7 +25,11 @@ const char *statusCodeName(StatusCode code) {
 std::string Status::toString() const {
   if (isOk())
     return "ok";
-  return std::string(statusCodeName(code_)) + ": " + message_;
+  // Messages may already start with the code's name ("no CUDA device: ...").
+  std::string name = statusCodeName(code_);
+  if (message_.compare(0, name.size(), name) == 0)
+    return message_;
+  return name + ": " + message_;
 }
 
 } // namespace fp

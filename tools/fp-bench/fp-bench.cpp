@@ -203,7 +203,7 @@ void print(const Options &o, const Result &r) {
   std::printf(
       "%s | %s b=%lld s=%lld h_q=%lld h_kv=%lld d=%lld B=%lld alpha=%g\n"
       "  density %.2f%% | discovery %.3f ms + attention %.3f ms = %.3f ms\n"
-      "  dense-equivalent %.1f TFLOP/s, effective %.1f TFLOP/s on kept "
+      "  dense-equivalent %.2f TFLOP/s, effective %.2f TFLOP/s on kept "
       "blocks\n"
       "  all blocks kept (same kernel): %.3f ms, %.1f TFLOP/s -> speedup "
       "%.2fx, discovery share %.2f%%\n"
@@ -449,9 +449,9 @@ int main(int argc, char **argv) {
     if (!driver.isOk() || (*driver)->deviceCount() == 0 ||
         !(*driver)->makePrimaryContextCurrent(0).isOk()) {
       std::fprintf(stderr,
-                   "fp-bench: no CUDA device (%s); running the CPU reference "
-                   "at small sizes instead\n",
-                   driver.isOk() ? "0 devices"
+                   "fp-bench: %s; running the CPU reference at small sizes "
+                   "instead\n",
+                   driver.isOk() ? "no CUDA device: 0 devices"
                                  : driver.status().message().c_str());
       cpu = true;
     } else {
@@ -459,7 +459,16 @@ int main(int argc, char **argv) {
     }
   }
   if (cpu) {
-    // The reference is O(s^2) on 2-16 cores: keep it to seconds.
+    // The reference is O(s^2) on 2-16 cores: keep to 4K tokens x 8 query
+    // heads (seconds), preserving the GQA group.
+    int64_t group = o.qHeads / std::max<int64_t>(1, o.kvHeads);
+    if (o.qHeads > 8 && group <= 8) {
+      std::fprintf(stderr, "fp-bench: CPU backend: %lld query heads reduced "
+                           "to 8 (group %lld kept)\n",
+                   (long long)o.qHeads, (long long)group);
+      o.qHeads = 8;
+      o.kvHeads = 8 / group;
+    }
     for (int64_t &len : o.lengths)
       if (len * o.qHeads * o.batch > 4096 * 8) {
         int64_t small = std::max<int64_t>(512, 4096 * 8 / (o.qHeads * o.batch));

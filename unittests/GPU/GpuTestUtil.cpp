@@ -16,7 +16,7 @@ const rt::CudaDriver *driverOrNull(std::string *why) {
     return nullptr;
   }
   if ((*driver)->deviceCount() == 0) {
-    *why = "0 devices";
+    *why = "no CUDA device: 0 devices";
     return nullptr;
   }
   auto context = (*driver)->makePrimaryContextCurrent(0);

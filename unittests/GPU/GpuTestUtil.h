@@ -26,7 +26,7 @@ const rt::CudaDriver *driverOrNull(std::string *why);
   std::string fpWhy_;                                                          \
   const ::fp::rt::CudaDriver *drv = ::fp::gputest::driverOrNull(&fpWhy_);      \
   if (!drv)                                                                    \
-  GTEST_SKIP() << "no CUDA device: " << fpWhy_
+  GTEST_SKIP() << fpWhy_
 
 using testing::DeviceBuffer;
 
