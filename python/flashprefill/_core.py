@@ -65,7 +65,7 @@ def _np():
 
 
 def _torch_dtype_code(torch, dtype) -> Optional[int]:
-    return {torch.bfloat16: FP_DTYPE_BF16, torch.float16: FP_DTYPE_F16}.get(dtype)
+    return _torch_types(torch)[0].get(dtype)
 
 
 def parse_dtype(dtype: Any, name: str = "dtype") -> int:
@@ -115,6 +115,22 @@ class Arg:
         return "torch.Tensor" if self.torch else "numpy.ndarray"
 
 
+_torch_tables = None
+
+
+def _torch_types(torch):
+    """(fp dtype of q/k/v element types, allowed types of auxiliary buffers),
+    built once: describe() runs several times per call."""
+    global _torch_tables
+    if _torch_tables is None:
+        _torch_tables = (
+            {torch.bfloat16: FP_DTYPE_BF16, torch.float16: FP_DTYPE_F16},
+            {"int32": (torch.int32,), "float32": (torch.float32,),
+             "u64": (torch.int64, getattr(torch, "uint64", torch.int64))},
+        )
+    return _torch_tables
+
+
 def describe(x: Any, name: str, dtype: Optional[int] = None, *, ndim: int = 4,
              element: str = "qkv") -> Arg:
     """Reduces `x` (a torch tensor or numpy array) to an :class:`Arg`.
@@ -125,18 +141,18 @@ def describe(x: Any, name: str, dtype: Optional[int] = None, *, ndim: int = 4,
     """
     torch = _torch()
     if torch is not None and isinstance(x, torch.Tensor):
-        if x.device.type == "cpu":
+        dev = x.device
+        if dev.type == "cuda":
+            device = dev.index if dev.index is not None else torch.cuda.current_device()
+        elif dev.type == "cpu":
             device = FP_DEVICE_CPU
-        elif x.device.type == "cuda":
-            device = x.device.index if x.device.index is not None else torch.cuda.current_device()
         else:
-            raise invalid(f"{name}.device: expected a CUDA or CPU tensor, got {x.device}")
-        code = _check_element(x.dtype, _torch_dtype_code(torch, x.dtype), name, dtype, element,
-                              {"int32": torch.int32, "float32": torch.float32,
-                               "u64": (torch.int64, getattr(torch, "uint64", torch.int64))})
+            raise invalid(f"{name}.device: expected a CUDA or CPU tensor, got {dev}")
+        codes, aux = _torch_types(torch)
+        code = _check_element(x.dtype, codes.get(x.dtype), name, dtype, element, aux)
         if x.dim() != ndim:
             raise invalid(f"{name}: expected a {ndim}-d tensor, got shape {tuple(x.shape)}")
-        return Arg(x, name, True, x.data_ptr(), tuple(x.shape), tuple(x.stride()), device, code)
+        return Arg(x, name, True, x.data_ptr(), tuple(x.shape), x.stride(), device, code)
 
     np = _np()
     if not isinstance(x, np.ndarray):
@@ -162,7 +178,7 @@ def describe(x: Any, name: str, dtype: Optional[int] = None, *, ndim: int = 4,
         code = _check_element(x.dtype, native, name, dtype, element, {})
     else:
         code = _check_element(x.dtype, None, name, dtype, element,
-                              {"int32": np.dtype(np.int32), "float32": np.dtype(np.float32),
+                              {"int32": (np.dtype(np.int32),), "float32": (np.dtype(np.float32),),
                                "u64": (np.dtype(np.int64), np.dtype(np.uint64))})
     if x.ndim != ndim:
         raise invalid(f"{name}: expected a {ndim}-d array, got shape {x.shape}")
@@ -186,8 +202,7 @@ def _check_element(actual, native_code, name, dtype, element, expected_types):
         if dtype is not None and native_code != dtype:
             raise invalid(f"{name}.dtype: expected {_DTYPE_NAMES[dtype]}, got {actual}")
         return native_code
-    expected = expected_types[element]
-    allowed = expected if isinstance(expected, tuple) else (expected,)
+    allowed = expected_types[element]
     if actual not in allowed:
         raise invalid(f"{name}.dtype: expected {' or '.join(map(str, allowed))}, got {actual}")
     return None
@@ -255,9 +270,13 @@ def _int32(name: str, value: Any) -> int:
     return value
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise invalid(f"{name}: expected a positive integer, got {value!r}")
+def _integer(name: str, value: Any, *, low: int = -(2 ** 63), bits: int = 63) -> int:
+    """An integer for an int64 (or, with bits=64 and low=0, uint64) field;
+    its range beyond that is the library's to check."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise invalid(f"{name}: expected an integer, got {value!r}")
+    if not low <= int(value) < 2 ** bits:
+        raise invalid(f"{name}: expected an integer in [{low}, 2^{bits}), got {value}")
     return int(value)
 
 
@@ -348,8 +367,14 @@ def defaults() -> Dict[str, Any]:
     }
 
 
+_block_size_default: Optional[int] = None
+
+
 def default_block_size() -> int:
-    return _capi.default_spec().block_size
+    global _block_size_default
+    if _block_size_default is None:
+        _block_size_default = _capi.default_spec().block_size
+    return _block_size_default
 
 
 # ---------------------------------------------------------------------------
@@ -505,10 +530,11 @@ class Plan:
         if block_size is not None:
             spec.block_size = _int32("spec.block_size", block_size)
         spec.pooled_queries = 1 if pooled_queries else 0
-        spec.max_batch = max_batch
-        spec.max_seq_len = max_seq_len
+        spec.max_batch = _integer("spec.max_batch", max_batch)
+        spec.max_seq_len = _integer("spec.max_seq_len", max_seq_len)
         spec.device = parse_device(device)
-        spec.max_workspace_bytes = max_workspace_bytes
+        spec.max_workspace_bytes = _integer("spec.max_workspace_bytes", max_workspace_bytes,
+                                            low=0, bits=64)
         handle = _capi.PlanHandle()
         _capi.check(_capi.lib().fp_plan_create(ctypes.byref(spec), ctypes.byref(handle)))
         self._spec = spec
@@ -605,12 +631,16 @@ class Plan:
 
     # -- arguments ---------------------------------------------------------
 
-    def _tokens(self, q, k, v, out, layout, dtype):
-        """Describes q, k (v, out) and checks they live where the plan runs."""
+    def _tokens(self, q, k, v, out, layout, dtype, pre=None):
+        """Describes q, k (v, out) and checks they live where the plan runs.
+        `pre`: q and k already described by the functional API."""
         check_layout(layout)
         code = self._spec.dtype if dtype is None else parse_dtype(dtype)
-        qa = describe(q, "q", code)
-        args = [qa, describe(k, "k", code)]
+        if pre is not None:
+            qa, ka = pre
+        else:
+            qa, ka = describe(q, "q", code), describe(k, "k", code)
+        args = [qa, ka]
         if v is not None:
             args.append(describe(v, "v", code))
         if out is not None:
@@ -723,11 +753,11 @@ class Plan:
     def prefill(self, q, k, v, *, alpha=None, sink=None, window=None, last_n=None,
                 min_budget=None, threshold=None, scale=None, out=None, lse=None,
                 return_lse: bool = False, workspace=None, kept_counter=None,
-                layout: str = "bshd", dtype=None, stream=None):
+                layout: str = "bshd", dtype=None, stream=None, _pre=None):
         """Selection then attention (``fp_prefill``), the mask living in the
         workspace (:meth:`workspace_bytes`). Returns ``out`` or
         ``(out, lse)`` like :meth:`attend`."""
-        qa, ka, va, *rest = self._tokens(q, k, v, out, layout, dtype)
+        qa, ka, va, *rest = self._tokens(q, k, v, out, layout, dtype, _pre)
         (b, s, h, _), _ = _bshd(qa, layout)
         if out is None:
             out = empty(qa, qa.shape, "same")
@@ -868,8 +898,8 @@ def clear_plan_cache() -> None:
         _cache.clear()
 
 
-def problem(q, k, layout: str, dtype) -> Tuple[Arg, int, int, int, int, int]:
-    """(q arg, batch, seq, h_q, h_kv, head_dim) of a functional call, with
+def problem(q, k, layout: str, dtype) -> Tuple[Arg, Arg, int, int, int, int, int]:
+    """(q arg, k arg, batch, seq, h_q, h_kv, head_dim) of a functional call, with
     the checks that must come before a plan can be picked."""
     check_layout(layout)
     code = None if dtype is None else parse_dtype(dtype)
@@ -885,14 +915,16 @@ def problem(q, k, layout: str, dtype) -> Tuple[Arg, int, int, int, int, int]:
     if ka.device != qa.device:
         raise invalid(f"k.device: expected {device_name(qa.device)} (q's device), got "
                       f"{device_name(ka.device)}")
-    return qa, b, s, hq, hkv, d
+    return qa, ka, b, s, hq, hkv, d
 
 
 def functional_plan(q, k, *, block_size, pooled_queries, layout, dtype):
-    qa, b, s, hq, hkv, d = problem(q, k, layout, dtype)
+    """(described q and k, the cached plan for them or None when empty)."""
+    qa, ka, b, s, hq, hkv, d = problem(q, k, layout, dtype)
     if b == 0 or s == 0:
-        return qa, None
-    return qa, cached_plan(qa.dtype, d, hq, hkv, block_size, qa.device, pooled_queries, b, s)
+        return (qa, ka), None
+    return (qa, ka), cached_plan(qa.dtype, d, hq, hkv, block_size, qa.device, pooled_queries,
+                                 b, s)
 
 
 def prefill_eager(q, k, v, *, alpha=None, sink=None, window=None, last_n=None, min_budget=None,
@@ -901,8 +933,9 @@ def prefill_eager(q, k, v, *, alpha=None, sink=None, window=None, last_n=None, m
                   dtype=None, stream=None):
     """:func:`flashprefill.prefill` without the torch custom op (numpy
     arrays, and the op's own implementation)."""
-    qa, p = functional_plan(q, k, block_size=block_size, pooled_queries=pooled_queries,
-                            layout=layout, dtype=dtype)
+    pre, p = functional_plan(q, k, block_size=block_size, pooled_queries=pooled_queries,
+                             layout=layout, dtype=dtype)
+    qa = pre[0]
     if p is None:  # an empty batch or sequence: nothing to compute
         out = empty(qa, qa.shape, "same") if out is None else out
         if return_lse or lse is not None:
@@ -913,7 +946,7 @@ def prefill_eager(q, k, v, *, alpha=None, sink=None, window=None, last_n=None, m
     return p.prefill(q, k, v, alpha=alpha, sink=sink, window=window, last_n=last_n,
                      min_budget=min_budget, threshold=threshold, scale=scale, out=out, lse=lse,
                      return_lse=return_lse, workspace=workspace, layout=layout,
-                     dtype=None if dtype is None else dtype, stream=stream)
+                     dtype=dtype, stream=stream, _pre=pre)
 
 
 def workspace_size(q, k, *, block_size=None, pooled_queries=False, layout="bshd",
@@ -921,8 +954,8 @@ def workspace_size(q, k, *, block_size=None, pooled_queries=False, layout="bshd"
     """Bytes of the workspace :func:`flashprefill.prefill` needs for these
     q / k (pass one to ``prefill(workspace=...)`` for CUDA-graph capture).
     Creates (compiles) the cached plan, so it doubles as a warm-up."""
-    qa, p = functional_plan(q, k, block_size=block_size, pooled_queries=pooled_queries,
-                            layout=layout, dtype=dtype)
+    (qa, _), p = functional_plan(q, k, block_size=block_size, pooled_queries=pooled_queries,
+                                 layout=layout, dtype=dtype)
     if p is None:
         return 0
     (b, s, _, _), _ = _bshd(qa, layout)
@@ -935,8 +968,8 @@ def mask(q, k, *, alpha=None, sink=None, window=None, last_n=None, min_budget=No
     """The block mask :func:`flashprefill.prefill` would use for q / k, as a
     :class:`Mask` ``(counts, ids)`` next to q (torch tensors on q's device,
     or numpy arrays)."""
-    qa, p = functional_plan(q, k, block_size=block_size, pooled_queries=pooled_queries,
-                            layout=layout, dtype=dtype)
+    (qa, _), p = functional_plan(q, k, block_size=block_size, pooled_queries=pooled_queries,
+                                 layout=layout, dtype=dtype)
     if p is None:
         raise invalid(f"q.shape: expected a non-empty batch and sequence, got {qa.shape}")
     return p.select(q, k, alpha=alpha, sink=sink, window=window, last_n=last_n,

@@ -448,3 +448,22 @@ def test_missing_library_error_names_where_it_looked(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("FlashPrefillError not found |")
     assert str(missing) in result.stdout and "FLASHPREFILL_LIBRARY" in result.stdout
+
+
+def test_ml_dtypes_bfloat16_arrays(rng):
+    """numpy has no bfloat16; ml_dtypes' bfloat16 arrays are taken as bf16."""
+    ml_dtypes = pytest.importorskip("ml_dtypes", reason="ml_dtypes is not installed")
+    q, k, v = make(rng, b=1)
+    want = flashprefill.prefill(q, k, v, block_size=B, dtype="bf16")
+    qb, kb, vb = (x.view(ml_dtypes.bfloat16) for x in (q, k, v))
+    out = flashprefill.prefill(qb, kb, vb, block_size=B)
+    assert out.dtype == ml_dtypes.bfloat16
+    np.testing.assert_array_equal(out.view(np.uint16), want)
+
+
+def test_plan_integer_fields():
+    with pytest.raises(Error, match=r"spec.max_seq_len: expected an integer, got 10.5"):
+        cpu_plan(max_seq_len=10.5)
+    with pytest.raises(Error, match=r"spec.max_workspace_bytes: expected an integer in \[0, 2\^64\)"):
+        cpu_plan(max_workspace_bytes=-1)
+    assert "max_seq_len=300" in repr(cpu_plan())

@@ -174,3 +174,22 @@ def test_plan_with_torch_cpu_tensors(rng):
     assert torch.equal(out, p.prefill(tq, tk, tv, alpha=0.2))
     with pytest.raises(flashprefill.FlashPrefillError, match=r"k: expected a torch.Tensor like q"):
         p.prefill(tq, to_numpy(tk), tv)
+
+
+def test_eager_shortcut_equals_the_op(rng):
+    """Plain eager calls skip the dispatcher; the op gives the same bits."""
+    _, (tq, tk, tv) = make(rng)
+    eager, eager_lse = flashprefill.prefill(tq, tk, tv, block_size=B, alpha=0.2, return_lse=True)
+    op, op_lse = torch.ops.flashprefill.prefill(tq, tk, tv, 0.2, None, None, None, None, None, B,
+                                                None, False, True, "bshd")
+    assert torch.equal(eager, op) and torch.equal(eager_lse, op_lse)
+
+
+def test_no_backward(rng):
+    """Inference only: inputs that need a gradient go through the op, whose
+    backward says there is no formula (instead of silently cutting the graph)."""
+    _, (tq, tk, tv) = make(rng, b=1)
+    out = flashprefill.prefill(tq.clone().requires_grad_(), tk, tv, block_size=B)
+    assert out.requires_grad
+    with pytest.raises(RuntimeError, match="no autograd formula"):
+        out.float().sum().backward()
