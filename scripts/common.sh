@@ -5,7 +5,7 @@ set -euo pipefail
 FP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 FP_BUILD_DIR=${FP_BUILD_DIR:-$FP_ROOT/build}
 FP_APT_PACKAGES=(cmake ninja-build g++ ccache libgtest-dev libzstd-dev
-  libmlir-22-dev mlir-22-tools llvm-22-dev llvm-22-tools)
+  libmlir-22-dev mlir-22-tools llvm-22-dev llvm-22-tools python3-venv)
 
 # Installs the Debian packages that are missing (quietly; nothing to do on a
 # second run). The CUDA 13 toolkit is expected in /usr/local/cuda.
@@ -21,6 +21,14 @@ fp_install_dependencies() {
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
       --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  # Python package tests (unittests/Python): numpy + pytest from PyPI in a
+  # venv (system pip is PEP 668-blocked; no torch: its PyPI wheels pull
+  # gigabytes of CUDA libraries, so torch tests skip unless it is present).
+  if ! "$FP_ROOT/.venv/bin/python" -c "import numpy, pytest" 2>/dev/null; then
+    echo "== python venv: numpy pytest"
+    python3 -m venv --system-site-packages "$FP_ROOT/.venv"
+    "$FP_ROOT/.venv/bin/pip" install -q numpy pytest
   fi
   if [ ! -e /usr/local/cuda/include/cuda.h ] && ! command -v nvcc >/dev/null; then
     echo "error: the CUDA 13 toolkit (headers, NVRTC) is required in /usr/local/cuda" >&2
