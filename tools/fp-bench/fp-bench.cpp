@@ -41,7 +41,8 @@ struct Options {
   fp_params_t params;
   uint64_t seed = 1;
   int warmup = 3, repeats = 10;
-  std::string npy; ///< "q.npy,k.npy,v.npy"
+  std::string npy;         ///< "q.npy,k.npy,v.npy"
+  std::string saveInputs;  ///< directory for q/k/v .npy of each length
 };
 
 [[noreturn]] void usage(const char *error) {
@@ -60,7 +61,9 @@ struct Options {
       "  --npy q.npy,k.npy,v.npy inputs from files ([b, s, h, d], uint16\n"
       "                          bit patterns of --dtype or float32)\n"
       "  --warmup N --repeats N  timing (default 3 and 10)\n"
-      "  --json                  one JSON object per result on stdout\n");
+      "  --json                  one JSON object per result on stdout\n"
+      "  --save-inputs DIR       also write the inputs of each length as\n"
+      "                          DIR/{q,k,v}_<len>_d<d>.npy (uint16 bits)\n");
   std::exit(error ? 2 : 0);
 }
 
@@ -131,6 +134,8 @@ Options parse(int argc, char **argv) {
       o.npy = value();
     else if (arg == "--json")
       o.json = true;
+    else if (arg == "--save-inputs")
+      o.saveInputs = value();
     else
       usage(("unknown option " + arg).c_str());
   }
@@ -290,6 +295,21 @@ Result runOne(const Options &o, int64_t seqLen, bool cpu,
   const int64_t nb = (seqLen + o.block - 1) / o.block;
   fp::testing::StructuredInputs in = loadInputs(o, seqLen);
   r.inputs = in.description;
+  if (!o.saveInputs.empty()) {
+    // Other tools (bench/compare.py) time baselines on the same inputs.
+    const std::pair<const char *, std::pair<std::vector<uint16_t> *, int64_t>>
+        files[] = {{"q", {&in.q, o.qHeads}},
+                   {"k", {&in.k, o.kvHeads}},
+                   {"v", {&in.v, o.kvHeads}}};
+    for (const auto &[name, data] : files) {
+      std::string path = o.saveInputs + "/" + name + "_" +
+                         std::to_string(seqLen) + "_d" + std::to_string(d) +
+                         ".npy";
+      check(fp::writeNpy(path, fp::makeNpyArray({b, seqLen, data.second, d},
+                                                *data.first)),
+            "--save-inputs");
+    }
+  }
 
   fp_plan_spec_t spec;
   fp_plan_spec_init(&spec);
