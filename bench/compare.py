@@ -140,7 +140,8 @@ def run_length(args, n, d, rows, done):
 
     # JIT: cold in this process (empty cache dir), warm from disk in a new one.
     t0 = time.perf_counter()
-    plan = flashprefill.plan("bf16", d, hq, hkv, max_seq_len=n)
+    plan = flashprefill.plan(dtype="bf16", head_dim=d, num_q_heads=hq, num_kv_heads=hkv,
+                             max_seq_len=n)
     plan_ms = 1e3 * (time.perf_counter() - t0)
     ws = plan.empty_workspace(b, n, select_only=True)
     mask = plan.select(q, k, workspace=ws)
@@ -197,7 +198,8 @@ def run_density(args, rows, done):
     b, _, hq, _ = q.shape
     hkv = k.shape[2]
     nb = (n + block - 1) // block
-    plan = flashprefill.plan("bf16", d, hq, hkv, max_seq_len=n)
+    plan = flashprefill.plan(dtype="bf16", head_dim=d, num_q_heads=hq, num_kv_heads=hkv,
+                             max_seq_len=n)
     qt, kt, vt = (x.transpose(1, 2).contiguous() for x in (q, k, v))
     flex = torch.compile(flex_attention, dynamic=False)
     device = torch.cuda.get_device_name(0)
@@ -253,7 +255,7 @@ def plots(path, directory):
                 if r.get("impl") == name and r["head_dim"] == 128 and "ms" in r}
         xs = sorted(set(ours) & set(base))
         ax.plot(xs, [base[x]["ms"] / ours[x]["ms"] for x in xs], marker="o",
-                label=f"ours vs {name}")
+                label=f"ours (discovery + attention) vs {name}")
     ax.axhline(1.0, color="gray", lw=0.8)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("sequence length")
