@@ -302,12 +302,11 @@ class GpuLongTest : public ::testing::TestWithParam<int64_t> {};
 TEST_P(GpuLongTest, SampledBlocksMatchReference) {
   const int64_t s = GetParam(), b = 1, hq = 32, hkv = 8, d = 128, bs = 128;
   FP_REQUIRE_GPU(drv);
-  auto plan = makePlan(FP_DTYPE_BF16, d, hq, hkv, bs, b, s);
-  ASSERT_TRUE(plan);
-  auto inputs = testing::makeStructuredInputs(
-      structuredConfig(FP_DTYPE_BF16, b, s, hq, hkv, d, bs, 3));
-  GpuProblem p(drv, inputs, b, s, hq, hkv, d, bs,
-               *plan->selectWorkspaceBytes(b, s));
+  GpuCase setup = makeCase(drv, FP_DTYPE_BF16, b, s, hq, hkv, d, bs, 3);
+  ASSERT_TRUE(setup.plan);
+  auto &plan = setup.plan;
+  auto &inputs = setup.inputs;
+  GpuProblem &p = *setup.problem;
   fp_params_t params;
   fp_params_init(&params);
   ASSERT_TRUE(p.run(*plan, params, nullptr).isOk());
@@ -357,12 +356,11 @@ INSTANTIATE_TEST_SUITE_P(Long, GpuLongTest,
 TEST(GpuModeTest, AlphaZeroIsDenseAttention) {
   FP_REQUIRE_GPU(drv);
   const int64_t b = 2, s = 1500, hq = 8, hkv = 2, d = 128, bs = 128;
-  auto plan = makePlan(FP_DTYPE_BF16, d, hq, hkv, bs, b, s);
-  ASSERT_TRUE(plan);
-  auto inputs = testing::makeStructuredInputs(
-      structuredConfig(FP_DTYPE_BF16, b, s, hq, hkv, d, bs, 5));
-  GpuProblem p(drv, inputs, b, s, hq, hkv, d, bs,
-               *plan->selectWorkspaceBytes(b, s));
+  GpuCase setup = makeCase(drv, FP_DTYPE_BF16, b, s, hq, hkv, d, bs, 5);
+  ASSERT_TRUE(setup.plan);
+  auto &plan = setup.plan;
+  auto &inputs = setup.inputs;
+  GpuProblem &p = *setup.problem;
   fp_params_t params;
   fp_params_init(&params);
   params.alpha = 0;
@@ -400,12 +398,11 @@ TEST(GpuModeTest, CudaGraphCaptureReplays) {
   FP_REQUIRE_GPU(drv);
   const auto &api = drv->api();
   const int64_t b = 1, s = 3000, hq = 8, hkv = 2, d = 64, bs = 64;
-  auto plan = makePlan(FP_DTYPE_F16, d, hq, hkv, bs, b, s);
-  ASSERT_TRUE(plan);
-  auto inputs = testing::makeStructuredInputs(
-      structuredConfig(FP_DTYPE_F16, b, s, hq, hkv, d, bs, 9));
-  GpuProblem p(drv, inputs, b, s, hq, hkv, d, bs,
-               *plan->selectWorkspaceBytes(b, s));
+  GpuCase setup = makeCase(drv, FP_DTYPE_F16, b, s, hq, hkv, d, bs, 9);
+  ASSERT_TRUE(setup.plan);
+  auto &plan = setup.plan;
+  auto &inputs = setup.inputs;
+  GpuProblem &p = *setup.problem;
   fp_params_t params;
   fp_params_init(&params);
   ASSERT_TRUE(p.run(*plan, params, nullptr).isOk());
@@ -447,12 +444,11 @@ TEST(GpuModeTest, CudaGraphCaptureReplays) {
 TEST(GpuModeTest, MisalignedDeviceTensorsAreRejected) {
   FP_REQUIRE_GPU(drv);
   const int64_t b = 1, s = 256, hq = 4, hkv = 4, d = 64, bs = 64;
-  auto plan = makePlan(FP_DTYPE_BF16, d, hq, hkv, bs, b, s);
-  ASSERT_TRUE(plan);
-  auto inputs = testing::makeStructuredInputs(
-      structuredConfig(FP_DTYPE_BF16, b, s, hq, hkv, d, bs, 2));
-  GpuProblem p(drv, inputs, b, s, hq, hkv, d, bs,
-               *plan->selectWorkspaceBytes(b, s));
+  GpuCase setup = makeCase(drv, FP_DTYPE_BF16, b, s, hq, hkv, d, bs, 2);
+  ASSERT_TRUE(setup.plan);
+  auto &plan = setup.plan;
+  auto &inputs = setup.inputs;
+  GpuProblem &p = *setup.problem;
   fp_params_t params;
   fp_params_init(&params);
   p.qt.data = static_cast<char *>(p.qt.data) + 2;

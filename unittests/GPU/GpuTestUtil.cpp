@@ -134,4 +134,19 @@ std::unique_ptr<Plan> makePlan(fp_dtype_t dtype, int64_t headDim,
   return std::move(*plan);
 }
 
+GpuCase makeCase(const rt::CudaDriver *drv, fp_dtype_t dtype, int64_t batch,
+                 int64_t seqLen, int64_t qHeads, int64_t kvHeads,
+                 int64_t headDim, int64_t blockSize, uint64_t seed) {
+  GpuCase c;
+  c.plan = makePlan(dtype, headDim, qHeads, kvHeads, blockSize, batch, seqLen);
+  if (!c.plan)
+    return c;
+  c.inputs = testing::makeStructuredInputs(structuredConfig(
+      dtype, batch, seqLen, qHeads, kvHeads, headDim, blockSize, seed));
+  c.problem = std::make_unique<GpuProblem>(
+      drv, c.inputs, batch, seqLen, qHeads, kvHeads, headDim, blockSize,
+      *c.plan->selectWorkspaceBytes(batch, seqLen));
+  return c;
+}
+
 } // namespace fp::gputest

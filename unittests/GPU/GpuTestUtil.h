@@ -66,6 +66,19 @@ std::unique_ptr<Plan> makePlan(fp_dtype_t dtype, int64_t headDim,
                                int64_t blockSize, int64_t maxBatch,
                                int64_t maxSeqLen);
 
+/// A plan, structured inputs and their device problem for one shape.
+struct GpuCase {
+  std::unique_ptr<Plan> plan;
+  testing::StructuredInputs inputs;
+  std::unique_ptr<GpuProblem> problem;
+};
+
+/// Builds a GpuCase (plan for exactly this batch and length); the plan is
+/// null (and the test failed) when plan creation failed.
+GpuCase makeCase(const rt::CudaDriver *drv, fp_dtype_t dtype, int64_t batch,
+                 int64_t seqLen, int64_t qHeads, int64_t kvHeads,
+                 int64_t headDim, int64_t blockSize, uint64_t seed);
+
 } // namespace fp::gputest
 
 #endif // FP_UNITTESTS_GPU_GPUTESTUTIL_H
