@@ -1,0 +1,4 @@
+func.func @not_fused(%q: tensor<?x?x8x64xbf16>, %kbar: tensor<?x8x?x64xbf16>) {
+  %s = fp.block_score %q, %kbar : (tensor<?x?x8x64xbf16>, tensor<?x8x?x64xbf16>) -> tensor<?x8x?x?xf32>
+  return
+}

@@ -1,0 +1,4 @@
+func.func @window_zero() {
+  "test.use"() {threshold = #fp.threshold<window = 0>} : () -> ()
+  return
+}

@@ -1,0 +1,4 @@
+func.func @sink_negative() {
+  "test.use"() {threshold = #fp.threshold<sink = -1>} : () -> ()
+  return
+}

@@ -1,0 +1,4 @@
+func.func @v_head_dim_mismatch(%q: tensor<?x?x4x64xbf16>, %k: tensor<?x?x4x64xbf16>, %v: tensor<?x?x4x128xbf16>) {
+  %o, %l = fp.prefill %q, %k, %v {threshold = #fp.threshold<>} : (tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16>, tensor<?x?x4x128xbf16>) -> (tensor<?x?x4x64xbf16>, tensor<?x4x?xf32>)
+  return
+}
