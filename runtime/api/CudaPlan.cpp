@@ -17,6 +17,7 @@
 #include "fp/Compiler/TuningDatabase.h"
 #include "fp/params.h"
 
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <map>
@@ -50,9 +51,21 @@ struct Manifest {
   int paramsAbi = -1;
 };
 
+/// A whole decimal integer, without exceptions (std::stoi throws on the
+/// malformed text a damaged cache entry may hold).
+template <typename T> bool parseNumber(const std::string &text, T *value) {
+  const char *end = text.data() + text.size();
+  auto [ptr, error] = std::from_chars(text.data(), end, *value);
+  return error == std::errc() && ptr == end;
+}
+
 /// Parses the manifest text; kInternal on malformed input (it comes from
 /// our own codegen, or a cache entry whose checksum passed).
 StatusOr<Manifest> parseManifest(const std::string &text) {
+  auto malformed = [](const std::string &line) {
+    return Status(StatusCode::kInternal,
+                  "kernel manifest: malformed number in '" + line + "'");
+  };
   Manifest m;
   std::istringstream lines(text);
   std::string line;
@@ -73,16 +86,19 @@ StatusOr<Manifest> parseManifest(const std::string &text) {
         if (eq == std::string::npos)
           continue;
         std::string key = field.substr(0, eq), value = field.substr(eq + 1);
+        bool ok = true;
         if (key == "params")
           k.params = value;
         else if (key == "threads")
-          k.threads = std::stoi(value);
+          ok = parseNumber(value, &k.threads);
         else if (key == "grid")
           k.grid = value;
         else if (key == "smem_base")
-          k.smemBase = std::stol(value);
+          ok = parseNumber(value, &k.smemBase);
         else if (key == "smem_per_key_block")
-          k.smemPerKeyBlock = std::stol(value);
+          ok = parseNumber(value, &k.smemPerKeyBlock);
+        if (!ok)
+          return malformed(line);
       }
       m.kernels[k.entry] = k;
     } else if (tag == "launch") {
@@ -92,8 +108,9 @@ StatusOr<Manifest> parseManifest(const std::string &text) {
     } else if (tag == "struct") {
       std::string name, size;
       words >> name >> size;
-      if (size.rfind("size=", 0) == 0)
-        m.structSizes[name] = std::stoul(size.substr(5));
+      if (size.rfind("size=", 0) == 0 &&
+          !parseNumber(size.substr(5), &m.structSizes[name]))
+        return malformed(line);
     }
   }
   if (m.paramsAbi != FP_PARAMS_ABI_VERSION)
@@ -220,11 +237,12 @@ public:
 
     // Attention grid rule "q_tiles:<M>,q_heads,batch": ceil(s_q / M) CTAs.
     const std::string &grid = kernels_["attention"].facts.grid;
-    if (grid.rfind("q_tiles:", 0) != 0)
+    if (grid.rfind("q_tiles:", 0) != 0 ||
+        !parseNumber(grid.substr(8, grid.find(',') - 8), &attentionBlockM_) ||
+        attentionBlockM_ <= 0)
       return Status(StatusCode::kInternal,
                     "kernel manifest: attention grid '" + grid +
                         "', expected q_tiles:<M>,q_heads,batch");
-    attentionBlockM_ = std::stoi(grid.substr(8));
 
     // 4. Opt in to the dynamic shared memory of the longest sequence.
     int64_t maxBlocks =

@@ -12,6 +12,8 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <string>
 
 namespace fp {
@@ -89,10 +91,15 @@ Status validatePlanSpec(const fp_plan_spec_t &spec) {
     return unsupported("spec.struct_size: " + str(spec.struct_size) +
                        " is larger than this library's fp_plan_spec_t (" +
                        str(sizeof(fp_plan_spec_t)) + ")");
-  if (spec.dtype != FP_DTYPE_BF16 && spec.dtype != FP_DTYPE_F16)
+  // A C caller may store any int in the enum field; loading an out-of-range
+  // enum value is undefined in C++, so read the int.
+  static_assert(sizeof(spec.dtype) == sizeof(int32_t));
+  int32_t dtype;
+  std::memcpy(&dtype, &spec.dtype, sizeof(dtype));
+  if (dtype != FP_DTYPE_BF16 && dtype != FP_DTYPE_F16)
     return invalidArgument("spec.dtype: expected FP_DTYPE_BF16 (0) or "
                            "FP_DTYPE_F16 (1), got " +
-                           str(spec.dtype));
+                           str(dtype));
   if (spec.head_dim < 16 || spec.head_dim > 256 || spec.head_dim % 16 != 0)
     return invalidArgument("spec.head_dim: expected a multiple of 16 in "
                            "[16, 256], got " +
@@ -126,6 +133,24 @@ Status validatePlanSpec(const fp_plan_spec_t &spec) {
   if (spec.max_seq_len <= 0)
     return invalidArgument("spec.max_seq_len: expected > 0, got " +
                            str(spec.max_seq_len));
+  // Kernels take the batch and lengths as 32-bit ints; layout() must not
+  // overflow (it is monotone, so the maximum bounds every problem).
+  if (spec.max_batch > INT32_MAX)
+    return invalidArgument("spec.max_batch: expected <= 2147483647, got " +
+                           str(spec.max_batch));
+  if (spec.max_seq_len > INT32_MAX)
+    return invalidArgument("spec.max_seq_len: expected <= 2147483647, got " +
+                           str(spec.max_seq_len));
+  long double nb = ceilDiv(spec.max_seq_len, spec.block_size);
+  long double workspace =
+      (long double)spec.max_batch * nb *
+      (((long double)spec.num_q_heads + spec.num_kv_heads) * spec.head_dim * 2 +
+       (long double)spec.num_q_heads * (nb + 1) * 4);
+  if (workspace > 0x1p62L)
+    return invalidArgument(
+        "spec.max_batch, spec.max_seq_len: the workspace at max_batch " +
+        str(spec.max_batch) + " and max_seq_len " + str(spec.max_seq_len) +
+        " would exceed 2^62 bytes");
   if (spec.device < FP_DEVICE_CPU)
     return invalidArgument("spec.device: expected a CUDA ordinal >= 0 or "
                            "FP_DEVICE_CPU (-1), got " +
