@@ -3,24 +3,26 @@
 # (LeakSanitizer included), built from our code only (cmake/FPSanitizers.cmake:
 # MLIR, LLVM and GoogleTest stay prebuilt and uninstrumented).
 #
-#   bash scripts/sanitize.sh          # the CI set (see below)
-#   bash scripts/sanitize.sh --full   # also FPCompilerTests and lit (fp-opt)
+#   bash scripts/sanitize.sh           # every CPU test (what CI runs)
+#   bash scripts/sanitize.sh --quick   # without FPCompilerTests and lit
 #
-# The CI set: FPReferenceTests, FPRuntimeTests, FPApiTests, FPReliabilityTests
-# (bad-input table + cache stress test), fp-opt's bad flags, and every fuzz
-# target's corpus replayed once (fuzz/corpus). --full adds the MLIR-heavy
-# FPCompilerTests and the lit suite; each MLIR-linked binary costs a slow
-# link under ASan, so CI leaves them to the normal build.
+# Every CPU test: FPReferenceTests, FPRuntimeTests, FPApiTests,
+# FPReliabilityTests (bad-input table + cache stress test), FPCompilerTests
+# (codegen + NVRTC compiles), the lit suite (fp-opt), fp-opt's bad flags, and
+# every fuzz target's corpus replayed once (fuzz/corpus). GPU tests are left
+# out (they skip without a GPU anyway). --quick drops FPCompilerTests and lit
+# (about 1 minute on 2 cores).
 #
 # Env: FP_ASAN_BUILD_DIR (default build-asan), FP_JOBS (default nproc),
 # FP_SANITIZE (default address,undefined), FP_SKIP_INSTALL=1.
 source "$(dirname "$0")/common.sh"
 
-FULL=0
+FULL=1
 for arg in "$@"; do
   case "$arg" in
+    --quick) FULL=0 ;;
     --full) FULL=1 ;;
-    *) echo "usage: $0 [--full]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--quick]" >&2; exit 2 ;;
   esac
 done
 
