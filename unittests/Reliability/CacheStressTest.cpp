@@ -83,6 +83,19 @@ struct Worker {
   bool killed = false; ///< we sent SIGKILL
 };
 
+/// The worker: FP_STRESS_WORKER, else next to this test binary (a build
+/// tree carried to another path, e.g. a GPU machine).
+std::string workerPath() {
+  if (access(FP_STRESS_WORKER, X_OK) == 0)
+    return FP_STRESS_WORKER;
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0)
+    return FP_STRESS_WORKER;
+  std::string dir(self, size_t(n));
+  return dir.substr(0, dir.rfind('/') + 1) + "fp-cache-stress-worker";
+}
+
 Worker spawn(const std::vector<std::string> &args) {
   Worker w;
   int fds[2];
@@ -94,7 +107,7 @@ Worker spawn(const std::vector<std::string> &args) {
   posix_spawn_file_actions_addclose(&actions, fds[0]);
   posix_spawn_file_actions_addclose(&actions, fds[1]);
   std::vector<char *> argv;
-  std::string exe = FP_STRESS_WORKER;
+  std::string exe = workerPath();
   argv.push_back(&exe[0]);
   std::vector<std::string> copy = args;
   for (std::string &a : copy)
@@ -244,15 +257,17 @@ TEST(CacheStressTest, ProcessesKilledMidCompile) {
 
   const std::set<size_t> victims = {1, 4, 6};
   std::vector<Worker> workers;
+  // Every compile function first waits 600 ms (then compiles for real), so a
+  // kill 0-300 ms after "compile <spec>" always lands mid-compile.
   for (int i = 0; i < 8; ++i)
-    workers.push_back(spawn({dir.path(), compiler, "plan",
+    workers.push_back(spawn({dir.path(), compiler + ":600", "plan",
                              std::to_string(i % 4),
                              std::to_string((i + 1) % 4)}));
   for (const Worker &w : workers)
-    ASSERT_GT(w.pid, 0) << "cannot start " << FP_STRESS_WORKER;
+    ASSERT_GT(w.pid, 0) << "cannot start " << workerPath();
 
-  // Kill each victim 0-300 ms into its first (victim 4: second) compile; a
-  // compile takes >= 1 s, so the kill lands before anything is written.
+  // Kill each victim 0-300 ms into its first (victim 4: second) compile:
+  // before anything is written.
   std::mt19937 rng(1234);
   std::map<size_t, int> compilesSeen;
   bool inTime = runAll(workers, start + kCap, [&](size_t i,

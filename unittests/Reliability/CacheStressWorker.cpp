@@ -9,6 +9,9 @@
 // compiler: nvrtc  real NVRTC, as CudaPlan compiles (kNotFound: exit 77)
 //           fake   a 1 s sleep, deterministic bytes
 //           large  like fake, with a 96 MiB binary (a long write window)
+//           A suffix ":<ms>" (nvrtc:500) first sleeps that long inside the
+//           compile function, so a kill timed from "compile <spec>" lands
+//           mid-compile however fast NVRTC is on the machine.
 // action:   plan    for each spec: codegen (the plan's source and manifest)
 //                   then KernelCache::getOrCompile in <cache-dir>
 //           verify  for each spec: a disk hit, or an absent entry; never
@@ -109,6 +112,11 @@ int main(int argc, char **argv) {
   // A hung worker must not hang the test.
   alarm(240);
   std::string dir = argv[1], compiler = argv[2], action = argv[3];
+  int delayMs = 0;
+  if (size_t colon = compiler.find(':'); colon != std::string::npos) {
+    delayMs = std::atoi(compiler.c_str() + colon + 1);
+    compiler.resize(colon);
+  }
   std::vector<int> specs;
   for (int i = 4; i < argc; ++i)
     specs.push_back(std::atoi(argv[i]));
@@ -139,8 +147,10 @@ int main(int argc, char **argv) {
         return Status(StatusCode::kNotFound, "verify: not in the cache");
       };
     } else if (nvrtc) {
-      compile = [id, nvrtc](const CompileRequest &r) -> StatusOr<CompileOutput> {
+      compile = [id, nvrtc,
+                 delayMs](const CompileRequest &r) -> StatusOr<CompileOutput> {
         say("compile " + std::to_string(id));
+        std::this_thread::sleep_for(std::chrono::milliseconds(delayMs));
         NvrtcOptions options;
         options.arch = r.arch;
         options.extraOptions = r.options;
