@@ -20,7 +20,8 @@ if(FP_ENABLE_COMPILER)
     ${FP_RELIABILITY_DIR}/BadInputTest.cpp
     ${FP_RELIABILITY_DIR}/BadInputC.c
     ${FP_RELIABILITY_DIR}/CacheStressTest.cpp
-    LIBS flashprefill)
+    ${FP_RELIABILITY_DIR}/KernelCacheHardeningTest.cpp
+    LIBS flashprefill FPRuntimeCore)
   add_dependencies(FPReliabilityTests fp-cache-stress-worker)
   target_compile_definitions(FPReliabilityTests PRIVATE
     FP_STRESS_WORKER="$<TARGET_FILE:fp-cache-stress-worker>")
