@@ -46,8 +46,9 @@ public:
     if (hi <= lo)
       return lo;
     uint64_t span = uint64_t(hi) - uint64_t(lo) + 1;
-    uint64_t v = span <= 0x100 ? byte() : span <= 0x10000 ? raw<uint16_t>()
-                                                           : raw<uint64_t>();
+    uint64_t v = span <= 0x100     ? byte()
+                 : span <= 0x10000 ? raw<uint16_t>()
+                                   : raw<uint64_t>();
     return int64_t(uint64_t(lo) + (span == 0 ? v : v % span));
   }
 
@@ -72,7 +73,8 @@ private:
 };
 
 /// Aborts with a message: the fuzzer reports it as a crash with a stack.
-[[noreturn]] inline void fail(const char *what, const std::string &detail = "") {
+[[noreturn]] inline void fail(const char *what,
+                              const std::string &detail = "") {
   std::fprintf(stderr, "fuzz invariant violated: %s%s%s\n", what,
                detail.empty() ? "" : ": ", detail.c_str());
   std::abort();

@@ -49,8 +49,9 @@ int main(int argc, char **argv) {
     }
   }
   if (files.empty()) {
-    std::fprintf(stderr, "usage: %s <file|dir>...  (replays each input once; "
-                         "built without libFuzzer)\n",
+    std::fprintf(stderr,
+                 "usage: %s <file|dir>...  (replays each input once; "
+                 "built without libFuzzer)\n",
                  argv[0]);
     return 2;
   }

@@ -27,9 +27,9 @@
 #include "flashprefill/flashprefill.hpp"
 
 #include <climits>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cmath>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -51,8 +51,8 @@ const int64_t kInteresting64[] = {0,         1,         -1,
                                   2,         INT32_MAX, int64_t(INT32_MAX) + 1,
                                   INT64_MAX, INT64_MIN, INT64_MAX / 2,
                                   65536,     1 << 20,   int64_t(1) << 40};
-const int32_t kInteresting32[] = {0, 1, -1, 2, 7, 8, 16, 17, 255, 256, 257,
-                                  INT32_MAX, INT32_MIN, 65535};
+const int32_t kInteresting32[] = {
+    0, 1, -1, 2, 7, 8, 16, 17, 255, 256, 257, INT32_MAX, INT32_MIN, 65535};
 
 int64_t int64Value(FuzzInput &in) {
   return in.flag() ? in.pick(kInteresting64) : in.raw<int64_t>();
@@ -157,8 +157,8 @@ bool extentOf(const fp_tensor_t &t, int64_t *out) {
   return true;
 }
 
-void makeTensor(FuzzInput &in, TensorArg &arg, int64_t b, int64_t s,
-                int64_t h, int64_t d, fp_dtype_t dtype, Filler &filler) {
+void makeTensor(FuzzInput &in, TensorArg &arg, int64_t b, int64_t s, int64_t h,
+                int64_t d, fp_dtype_t dtype, Filler &filler) {
   fp_tensor_t &t = arg.view;
   int64_t shape[4] = {b, s, h, d};
   int64_t contiguous[4] = {s * h * d, h * d, d, 1};
@@ -171,10 +171,10 @@ void makeTensor(FuzzInput &in, TensorArg &arg, int64_t b, int64_t s,
   } else if (kind >= 224) {
     t.strides[in.range(0, 3)] = int64Value(in); // one stride broken
   } else if (kind >= 208) {
-    int dim = int(in.range(0, 3));              // one shape dim broken
+    int dim = int(in.range(0, 3)); // one shape dim broken
     t.shape[dim] = in.flag() ? t.shape[dim] + in.range(-2, 2) : int64Value(in);
   } else if (kind >= 192) {
-    uint8_t zeros = in.byte();                  // broadcast dims (stride 0)
+    uint8_t zeros = in.byte(); // broadcast dims (stride 0)
     for (int i = 0; i < 3; ++i)
       if (zeros & (1 << i))
         t.strides[i] = 0;
@@ -249,8 +249,9 @@ fp_plan_spec_t decodeSpec(FuzzInput &in) {
   if (in.byte() >= 240)
     spec.device = std::min(int32Value(in), int32_t(FP_DEVICE_CPU));
   uint8_t ws = in.byte();
-  spec.max_workspace_bytes =
-      ws < 200 ? 0 : ws < 230 ? uint64_t(in.range(0, 1 << 20)) : in.raw<uint64_t>();
+  spec.max_workspace_bytes = ws < 200   ? 0
+                             : ws < 230 ? uint64_t(in.range(0, 1 << 20))
+                                        : in.raw<uint64_t>();
   return spec;
 }
 
@@ -261,18 +262,42 @@ fp_params_t decodeParams(FuzzInput &in, const int32_t *varlen) {
   if (fields < 160)
     return p;
   switch (in.range(0, 12)) {
-  case 0: p.struct_size = size_t(in.raw<uint64_t>() % 512); break;
-  case 1: p.alpha = floatValue(in); break;
-  case 2: p.sink = int32Value(in); break;
-  case 3: p.window = int32Value(in); break;
-  case 4: p.last_n = int32Value(in); break;
-  case 5: p.min_budget = int32Value(in); break;
-  case 6: p.threshold_kind = int32Value(in); break;
-  case 7: p.scale = floatValue(in); break;
-  case 8: p.cu_seqlens_q = varlen; break;
-  case 9: p.cu_seqlens_k = varlen; break;
-  case 10: p.max_seqlen_q = int64Value(in); break;
-  case 11: p.max_seqlen_k = int64Value(in); break;
+  case 0:
+    p.struct_size = size_t(in.raw<uint64_t>() % 512);
+    break;
+  case 1:
+    p.alpha = floatValue(in);
+    break;
+  case 2:
+    p.sink = int32Value(in);
+    break;
+  case 3:
+    p.window = int32Value(in);
+    break;
+  case 4:
+    p.last_n = int32Value(in);
+    break;
+  case 5:
+    p.min_budget = int32Value(in);
+    break;
+  case 6:
+    p.threshold_kind = int32Value(in);
+    break;
+  case 7:
+    p.scale = floatValue(in);
+    break;
+  case 8:
+    p.cu_seqlens_q = varlen;
+    break;
+  case 9:
+    p.cu_seqlens_k = varlen;
+    break;
+  case 10:
+    p.max_seqlen_q = int64Value(in);
+    break;
+  case 11:
+    p.max_seqlen_k = int64Value(in);
+    break;
   default:
     // Valid but unusual values together.
     p.alpha = float(in.range(0, 100)) / 100.0f;
@@ -296,9 +321,15 @@ void checkWorkspaceQueries(FuzzInput &in, const fp_plan_t *plan) {
     const fp_plan_t *p = in.byte() < 245 ? plan : nullptr;
     size_t bytes = 0;
     switch (in.range(0, 2)) {
-    case 0: bytes = fp_plan_workspace_bytes(p, batch, seq); break;
-    case 1: bytes = fp_plan_select_workspace_bytes(p, batch, seq); break;
-    default: bytes = fp_plan_mask_bytes(p, batch, seq); break;
+    case 0:
+      bytes = fp_plan_workspace_bytes(p, batch, seq);
+      break;
+    case 1:
+      bytes = fp_plan_select_workspace_bytes(p, batch, seq);
+      break;
+    default:
+      bytes = fp_plan_mask_bytes(p, batch, seq);
+      break;
     }
     bool error = *fp_last_error() != '\0';
     FP_FUZZ_CHECK(error == (bytes == 0),
@@ -377,8 +408,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   // is accepted), the kept-block counter.
   std::unique_ptr<float[]> lse;
   int64_t lseCount = 0;
-  if (in.flag() && product({q.view.shape[0], hq, q.view.shape[1]},
-                           kMaxElements, &lseCount) && lseCount > 0) {
+  if (in.flag() &&
+      product({q.view.shape[0], hq, q.view.shape[1]}, kMaxElements,
+              &lseCount) &&
+      lseCount > 0) {
     lse.reset(new float[lseCount]);
     std::fill_n(lse.get(), lseCount, -7.0f);
     params.lse = lse.get();
@@ -391,9 +424,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fp_mask_t mask{nullptr, nullptr, b, hq, nb};
   if (in.byte() >= 224) {
     switch (in.range(0, 2)) {
-    case 0: mask.batch = int64Value(in); break;
-    case 1: mask.heads = int64Value(in); break;
-    default: mask.num_blocks = in.flag() ? nb + in.range(-1, 1) : int64Value(in);
+    case 0:
+      mask.batch = int64Value(in);
+      break;
+    case 1:
+      mask.heads = int64Value(in);
+      break;
+    default:
+      mask.num_blocks = in.flag() ? nb + in.range(-1, 1) : int64Value(in);
     }
   }
   int64_t rows = 0, cells = 0;
@@ -428,11 +466,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int op = int(in.range(0, 3));
   uint64_t required = 0;
   if (b >= 1 && b <= ps.max_batch && s >= 1 && s <= ps.max_seq_len) {
-    auto bytes = cppPlan ? (op == 0 ? cppPlan->selectWorkspaceBytes(b, s)
-                                    : cppPlan->workspaceBytes(b, s))
-                         : fp::StatusOr<size_t>(
-                               op == 0 ? fp_plan_select_workspace_bytes(plan, b, s)
-                                       : fp_plan_workspace_bytes(plan, b, s));
+    auto bytes = cppPlan
+                     ? (op == 0 ? cppPlan->selectWorkspaceBytes(b, s)
+                                : cppPlan->workspaceBytes(b, s))
+                     : fp::StatusOr<size_t>(
+                           op == 0 ? fp_plan_select_workspace_bytes(plan, b, s)
+                                   : fp_plan_workspace_bytes(plan, b, s));
     required = bytes.isOk() ? *bytes : 0;
   }
   uint64_t claimed = required;
@@ -482,25 +521,43 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
   };
   auto select = [&] {
-    run([&] { return fp_select(cp, q.ptr(), k.ptr(), pp, mp, ws, claimed,
-                               nullptr); },
-        [&] { return cppPlan->select(q.ptr(), k.ptr(), pp, mp, ws, claimed,
-                                     nullptr); });
+    run(
+        [&] {
+          return fp_select(cp, q.ptr(), k.ptr(), pp, mp, ws, claimed, nullptr);
+        },
+        [&] {
+          return cppPlan->select(q.ptr(), k.ptr(), pp, mp, ws, claimed,
+                                 nullptr);
+        });
   };
   auto attend = [&] {
-    run([&] { return fp_attend(cp, q.ptr(), k.ptr(), v.ptr(), mp, out.ptr(), pp,
-                               nullptr); },
-        [&] { return cppPlan->attend(q.ptr(), k.ptr(), v.ptr(), mp, out.ptr(),
-                                     pp, nullptr); });
+    run(
+        [&] {
+          return fp_attend(cp, q.ptr(), k.ptr(), v.ptr(), mp, out.ptr(), pp,
+                           nullptr);
+        },
+        [&] {
+          return cppPlan->attend(q.ptr(), k.ptr(), v.ptr(), mp, out.ptr(), pp,
+                                 nullptr);
+        });
   };
   switch (op) {
-  case 0: select(); break;
-  case 1: attend(); break;
+  case 0:
+    select();
+    break;
+  case 1:
+    attend();
+    break;
   case 2:
-    run([&] { return fp_prefill(cp, q.ptr(), k.ptr(), v.ptr(), out.ptr(), pp,
-                                ws, claimed, nullptr); },
-        [&] { return cppPlan->prefill(q.ptr(), k.ptr(), v.ptr(), out.ptr(), pp,
-                                      ws, claimed, nullptr); });
+    run(
+        [&] {
+          return fp_prefill(cp, q.ptr(), k.ptr(), v.ptr(), out.ptr(), pp, ws,
+                            claimed, nullptr);
+        },
+        [&] {
+          return cppPlan->prefill(q.ptr(), k.ptr(), v.ptr(), out.ptr(), pp, ws,
+                                  claimed, nullptr);
+        });
     break;
   default:
     select();
@@ -529,20 +586,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   if (status != FP_OK) {
     FP_FUZZ_CHECK(!message.empty(), callName(op));
-    FP_FUZZ_CHECK(std::equal(before.out.begin(), before.out.end(),
-                             out.storage.get()),
-                  callName(op) + " wrote out despite: " + message);
+    FP_FUZZ_CHECK(
+        std::equal(before.out.begin(), before.out.end(), out.storage.get()),
+        callName(op) + " wrote out despite: " + message);
     if (lse)
       FP_FUZZ_CHECK(std::equal(before.lse.begin(), before.lse.end(), lse.get()),
                     callName(op) + " wrote lse despite: " + message);
     FP_FUZZ_CHECK(kept == before.kept,
                   callName(op) + " counted kept blocks despite: " + message);
     if (op == 0)
-      FP_FUZZ_CHECK(std::equal(before.counts.begin(), before.counts.end(),
-                               counts.get()) &&
-                        std::equal(before.ids.begin(), before.ids.end(),
-                                   ids.get()),
-                    "fp_select wrote the mask despite: " + message);
+      FP_FUZZ_CHECK(
+          std::equal(before.counts.begin(), before.counts.end(),
+                     counts.get()) &&
+              std::equal(before.ids.begin(), before.ids.end(), ids.get()),
+          "fp_select wrote the mask despite: " + message);
   }
   return 0;
 }

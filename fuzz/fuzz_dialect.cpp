@@ -83,7 +83,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   options.builtinTuning = (hash >> 9) & 1;
   options.lengthBucket = int64_t(1024) << ((hash >> 10) % 9);
   if (((hash >> 16) & 7) == 0) {
-    const char *attention[] = {"128x32x4x2", "64x64x4x3", "16x16x1x1",
+    const char *attention[] = {"128x32x4x2",     "64x64x4x3",  "16x16x1x1",
                                "4096x4096x64x9", "128x33x4x2", "1x1x1x1"};
     const char *discovery[] = {"64x4", "32x2", "1x1", "100000x64", "128x8"};
     options.attentionTile = attention[(hash >> 20) % 6];

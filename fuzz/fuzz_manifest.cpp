@@ -20,7 +20,8 @@
 namespace fp::codegen {
 // CudaPlan.cpp's only MLIR dependency; never called here.
 StatusOr<GeneratedKernels> generateKernels(const KernelSpec &) {
-  return Status(StatusCode::kInternal, "codegen is stubbed in fp-fuzz-manifest");
+  return Status(StatusCode::kInternal,
+                "codegen is stubbed in fp-fuzz-manifest");
 }
 } // namespace fp::codegen
 

@@ -25,8 +25,8 @@ extern "C" int fpBadInputDtype(int dtype, char *message, size_t size);
 
 namespace {
 
-constexpr int64_t kBatch = 1, kSeq = 100, kQHeads = 2, kKvHeads = 1,
-                  kDim = 32, kBlock = 32, kBlocks = 4;
+constexpr int64_t kBatch = 1, kSeq = 100, kQHeads = 2, kKvHeads = 1, kDim = 32,
+                  kBlock = 32, kBlocks = 4;
 
 std::string lastError() { return fp_last_error(); }
 
@@ -264,9 +264,9 @@ TEST(BadInputSpecTest, VersionOneSpecIsAccepted) {
 // clears the message.
 TEST_F(BadInputTest, SizeQueriesRejectOutsideThePlan) {
   using Query = size_t (*)(const fp_plan_t *, int64_t, int64_t);
-  for (Query query : {Query(fp_plan_workspace_bytes),
-                      Query(fp_plan_select_workspace_bytes),
-                      Query(fp_plan_mask_bytes)}) {
+  for (Query query :
+       {Query(fp_plan_workspace_bytes), Query(fp_plan_select_workspace_bytes),
+        Query(fp_plan_mask_bytes)}) {
     EXPECT_EQ(query(nullptr, 1, 64), 0u);
     EXPECT_NE(lastError().find("plan: expected a plan"), std::string::npos);
     EXPECT_EQ(query(plan, 0, 64), 0u);
@@ -340,9 +340,9 @@ TEST_F(BadInputTest, SelectMaskAndWorkspaceAreChecked) {
                  FP_ERROR_INVALID_ARGUMENT,
                  "workspace_bytes: expected >= " + std::to_string(need));
   // Exactly the select size is enough (no mask in the workspace).
-  EXPECT_EQ(fp_select(plan, &q, &k, &params, &mask, workspace.data(), need,
-                      nullptr),
-            FP_OK)
+  EXPECT_EQ(
+      fp_select(plan, &q, &k, &params, &mask, workspace.data(), need, nullptr),
+      FP_OK)
       << lastError();
 }
 
@@ -457,20 +457,28 @@ TEST_F(BadInputTest, AttendMaskContentsAreChecked) {
       ASSERT_EQ(x, -7.0f) << what << ": lse written";
     EXPECT_EQ(kept, 12345u);
   };
-  check("count above I + 1", [&] { counts[0] = 2; },
-        "mask.counts[b=0, h=0, I=0]: expected a value in [0, 1], got 2");
-  check("negative count", [&] { counts[1] = -1; },
-        "mask.counts[b=0, h=0, I=1]: expected a value in [0, 2], got -1");
-  check("count INT32_MAX", [&] { counts[3] = INT32_MAX; },
-        "mask.counts[b=0, h=0, I=3]");
-  check("id past I", [&] { ids[0] = 1; },
-        "mask.ids[b=0, h=0, I=0]: expected strictly ascending block ids in "
-        "[0, 0], got 1 at position 0");
-  check("negative id", [&] { ids[0] = -1; }, "got -1 at position 0");
-  check("ids not ascending", [&] {
-    // Row I = 3 keeps every block under the defaults (last_n 2): swap two.
-    std::swap(ids[3 * kBlocks + 0], ids[3 * kBlocks + 1]);
-  }, "mask.ids[b=0, h=0, I=3]: expected strictly ascending");
+  check(
+      "count above I + 1", [&] { counts[0] = 2; },
+      "mask.counts[b=0, h=0, I=0]: expected a value in [0, 1], got 2");
+  check(
+      "negative count", [&] { counts[1] = -1; },
+      "mask.counts[b=0, h=0, I=1]: expected a value in [0, 2], got -1");
+  check(
+      "count INT32_MAX", [&] { counts[3] = INT32_MAX; },
+      "mask.counts[b=0, h=0, I=3]");
+  check(
+      "id past I", [&] { ids[0] = 1; },
+      "mask.ids[b=0, h=0, I=0]: expected strictly ascending block ids in "
+      "[0, 0], got 1 at position 0");
+  check(
+      "negative id", [&] { ids[0] = -1; }, "got -1 at position 0");
+  check(
+      "ids not ascending",
+      [&] {
+        // Row I = 3 keeps every block under the defaults (last_n 2): swap two.
+        std::swap(ids[3 * kBlocks + 0], ids[3 * kBlocks + 1]);
+      },
+      "mask.ids[b=0, h=0, I=3]: expected strictly ascending");
 }
 
 //===----------------------------------------------------------------------===//
@@ -543,11 +551,19 @@ TEST_F(BadInputTest, ExtremeValidParamsRun) {
       [](fp_params_t &p) { p.last_n = INT32_MAX; },
       [](fp_params_t &p) { p.min_budget = INT32_MAX; },
       [](fp_params_t &p) { p.alpha = 0.0f; },
-      [](fp_params_t &p) { p.alpha = 1.0f; p.window = 1; p.last_n = 0; p.sink = 0; },
+      [](fp_params_t &p) {
+        p.alpha = 1.0f;
+        p.window = 1;
+        p.last_n = 0;
+        p.sink = 0;
+      },
       [](fp_params_t &p) { p.scale = 3.0e38f; },
       [](fp_params_t &p) { p.scale = -1.0f; },
       [](fp_params_t &p) { p.scale = 1e-45f; },
-      [](fp_params_t &p) { p.threshold_kind = 1; p.alpha = 0.5f; },
+      [](fp_params_t &p) {
+        p.threshold_kind = 1;
+        p.alpha = 0.5f;
+      },
   };
   for (size_t i = 0; i < std::size(edits); ++i) {
     fp_params_init(&params);
@@ -568,9 +584,9 @@ TEST_F(BadInputTest, PrefillWorkspaceSizes) {
   expectRejected(fp_prefill(plan, &q, &k, &v, &out, &params, workspace.data(),
                             select, nullptr),
                  FP_ERROR_INVALID_ARGUMENT, "workspace_bytes: expected >= ");
-  expectRejected(fp_prefill(plan, &q, &k, &v, &out, &params, workspace.data(),
-                            0, nullptr),
-                 FP_ERROR_INVALID_ARGUMENT, "workspace_bytes");
+  expectRejected(
+      fp_prefill(plan, &q, &k, &v, &out, &params, workspace.data(), 0, nullptr),
+      FP_ERROR_INVALID_ARGUMENT, "workspace_bytes");
   EXPECT_EQ(fp_prefill(plan, &q, &k, &v, &out, &params, workspace.data(),
                        SIZE_MAX, nullptr),
             FP_OK)
@@ -663,8 +679,8 @@ TEST(BadInputGpuTest, MisalignedWorkspaceIsRejected) {
     return reinterpret_cast<void *>(uintptr_t(1) << 40 | offset);
   };
   auto tensor = [&](void *data, int64_t heads) {
-    return fp_tensor_t{data, {1, s, heads, 64}, {s * heads * 64, heads * 64,
-                                                 64, 1}};
+    return fp_tensor_t{
+        data, {1, s, heads, 64}, {s * heads * 64, heads * 64, 64, 1}};
   };
   fp_tensor_t q = tensor(fake(0), 2), k = tensor(fake(1 << 20), 1),
               v = tensor(fake(2 << 20), 1), out = tensor(fake(3 << 20), 2);

@@ -260,9 +260,9 @@ TEST(CacheStressTest, ProcessesKilledMidCompile) {
   // Every compile function first waits 600 ms (then compiles for real), so a
   // kill 0-300 ms after "compile <spec>" always lands mid-compile.
   for (int i = 0; i < 8; ++i)
-    workers.push_back(spawn({dir.path(), compiler + ":600", "plan",
-                             std::to_string(i % 4),
-                             std::to_string((i + 1) % 4)}));
+    workers.push_back(
+        spawn({dir.path(), compiler + ":600", "plan", std::to_string(i % 4),
+               std::to_string((i + 1) % 4)}));
   for (const Worker &w : workers)
     ASSERT_GT(w.pid, 0) << "cannot start " << workerPath();
 
@@ -270,16 +270,16 @@ TEST(CacheStressTest, ProcessesKilledMidCompile) {
   // before anything is written.
   std::mt19937 rng(1234);
   std::map<size_t, int> compilesSeen;
-  bool inTime = runAll(workers, start + kCap, [&](size_t i,
-                                                  const std::string &line) {
-    if (!victims.count(i) || line.rfind("compile", 0) != 0)
-      return;
-    if (++compilesSeen[i] != (i == 4 ? 2 : 1))
-      return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 300));
-    kill(workers[i].pid, SIGKILL);
-    workers[i].killed = true;
-  });
+  bool inTime =
+      runAll(workers, start + kCap, [&](size_t i, const std::string &line) {
+        if (!victims.count(i) || line.rfind("compile", 0) != 0)
+          return;
+        if (++compilesSeen[i] != (i == 4 ? 2 : 1))
+          return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 300));
+        kill(workers[i].pid, SIGKILL);
+        workers[i].killed = true;
+      });
   ASSERT_TRUE(inTime) << "round 1 ran past 5 minutes";
 
   int survivors = 0;
@@ -389,10 +389,12 @@ TEST(CacheStressTest, DISABLED_StaleTempFilesAreSwept) {
     ASSERT_EQ(write(fd, "partial", 7), 7);
     close(fd);
   }
-  struct timeval old[2] = {{time(nullptr) - 3600, 0}, {time(nullptr) - 3600, 0}};
+  struct timeval old[2] = {{time(nullptr) - 3600, 0},
+                           {time(nullptr) - 3600, 0}};
   ASSERT_EQ(utimes(stale.c_str(), old), 0);
   std::vector<Worker> one = {spawn({dir.path(), "fake", "plan", "0"})};
-  ASSERT_TRUE(runAll(one, Clock::now() + kCap, [](size_t, const std::string &) {}));
+  ASSERT_TRUE(
+      runAll(one, Clock::now() + kCap, [](size_t, const std::string &) {}));
   EXPECT_TRUE(WIFEXITED(one[0].status) && WEXITSTATUS(one[0].status) == 0)
       << describe(one[0]);
   EXPECT_NE(access(stale.c_str(), F_OK), 0) << "stale temp file kept";

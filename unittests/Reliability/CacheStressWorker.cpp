@@ -137,8 +137,8 @@ int main(int argc, char **argv) {
   for (int id : specs) {
     auto request = requestFor(id, compiler);
     if (!request.isOk())
-      fail(1, "spec " + std::to_string(id) + ": " +
-                  request.status().toString());
+      fail(1,
+           "spec " + std::to_string(id) + ": " + request.status().toString());
     if (nvrtc)
       request->toolchainVersion = nvrtc->versionString();
     CompileFn compile;
@@ -165,7 +165,8 @@ int main(int argc, char **argv) {
       };
     } else {
       bool large = compiler == "large";
-      compile = [id, large](const CompileRequest &r) -> StatusOr<CompileOutput> {
+      compile = [id,
+                 large](const CompileRequest &r) -> StatusOr<CompileOutput> {
         say("compile " + std::to_string(id));
         std::this_thread::sleep_for(std::chrono::seconds(1));
         CompileOutput result;
@@ -181,7 +182,9 @@ int main(int argc, char **argv) {
     std::string key = KernelCache::computeKey(*request);
     if (action == "verify") {
       bool corrupt = cache.stats().corruptEntries > corruptBefore;
-      say(std::string(kernel.isOk() ? "hit" : corrupt ? "corrupt" : "miss") +
+      say(std::string(kernel.isOk() ? "hit"
+                      : corrupt     ? "corrupt"
+                                    : "miss") +
           " " + std::to_string(id) + " " + key);
       continue;
     }

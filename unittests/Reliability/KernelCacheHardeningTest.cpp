@@ -69,8 +69,8 @@ TEST(KernelCacheHardeningTest, DISABLED_HugeEntryFileIsCorruptWithoutReading) {
   CacheConfig config;
   config.directory = dir;
   config.warn = [](const std::string &) {};
-  std::string path = std::string(dir) + "/" +
-                     KernelCache::computeKey(request()) + ".fpk";
+  std::string path =
+      std::string(dir) + "/" + KernelCache::computeKey(request()) + ".fpk";
   int fd = open(path.c_str(), O_WRONLY | O_CREAT, 0644);
   ASSERT_GE(fd, 0);
   ASSERT_EQ(ftruncate(fd, off_t(8) << 30), 0); // 8 GiB, sparse
@@ -80,9 +80,9 @@ TEST(KernelCacheHardeningTest, DISABLED_HugeEntryFileIsCorruptWithoutReading) {
     KernelCache cache(config);
     auto start = std::chrono::steady_clock::now();
     StatusOr<CompiledKernel> k = cache.getOrCompile(request(), working(&calls));
-    double seconds = std::chrono::duration<double>(
-                         std::chrono::steady_clock::now() - start)
-                         .count();
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
     ASSERT_TRUE(k.isOk()) << k.status().toString();
     EXPECT_EQ(k->origin, CacheOrigin::kCompiled);
     EXPECT_EQ(cache.stats().corruptEntries, 1u);
