@@ -89,7 +89,7 @@ std::string structuredModule(::fp::fuzz::FuzzInput &in) {
   const int64_t headDims[] = {16, 32, 64, 128, 256};
   const int64_t blocks[] = {16, 32, 64, 128, 256};
   int64_t hkv = maybeOdd(in.range(1, 8));
-  int64_t hq = maybeOdd(hkv * in.range(1, 4));
+  int64_t hq = maybeOdd(hkv > (1 << 20) ? hkv : hkv * in.range(1, 4));
   int64_t d = maybeOdd(in.pick(headDims));
   int64_t block = maybeOdd(in.pick(blocks));
   std::string dtype = in.byte() < 240 ? (in.flag() ? "bf16" : "f16")
@@ -97,7 +97,7 @@ std::string structuredModule(::fp::fuzz::FuzzInput &in) {
   std::string dtypeK = in.byte() < 245 ? dtype : "f16";
   int64_t b = in.flag() ? -1 : maybeOdd(in.range(1, 4));
   int64_t seq = in.flag() ? -1 : maybeOdd(in.range(1, 5000));
-  int64_t nb = seq < 0 || block <= 0 ? -1 : (seq + block - 1) / block;
+  int64_t nb = seq < 0 || block <= 0 ? -1 : seq / block + (seq % block != 0);
   if (in.byte() >= 240)
     nb = in.pick(odd);
 
@@ -128,8 +128,8 @@ std::string structuredModule(::fp::fuzz::FuzzInput &in) {
   std::string query = pooled ? ", query_kind = #fp<query_kind pooled>" : "";
 
   std::string q = tensorType({b, seq, hq, d}, dtype);
-  std::string kv =
-      tensorType({b, seq, hkv, in.byte() < 245 ? d : d * 2}, dtypeK);
+  std::string kv = tensorType(
+      {b, seq, hkv, in.byte() < 245 || d > (1 << 20) ? d : d * 2}, dtypeK);
   std::string lse = tensorType({b, hq, seq}, "f32");
   std::string counts = tensorType({b, hq, nb}, "i32");
   std::string ids = tensorType({b, hq, nb, nb}, "i32");
