@@ -12,6 +12,7 @@
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <unistd.h>
 
@@ -125,8 +126,14 @@ TuningDatabase TuningDatabase::parse(const std::string &text,
     entry.device = str("device");
     const std::vector<std::string> &fields = configFields(entry.kernel);
     const json::Object *config = e->getObject("config");
-    if (fields.empty() || !config || entry.ms <= 0 || entry.key.arch.empty())
+    if (fields.empty() || !config || entry.key.arch.empty())
       return ignored("an entry lacks kernel, config, ms or arch");
+    // JSON numbers like 1e999 parse as infinity; saving one would write
+    // "inf", which no reader accepts.
+    if (!std::isfinite(entry.ms) || entry.ms <= 0)
+      return ignored("an entry's ms is not a finite positive number");
+    if (!std::isfinite(entry.density))
+      return ignored("an entry's density is not finite");
     for (const std::string &field : fields) {
       std::optional<int64_t> v = config->getInteger(field);
       if (!v || *v <= 0)

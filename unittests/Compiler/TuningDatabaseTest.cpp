@@ -108,6 +108,28 @@ TEST(TuningDatabaseTest, BadFilesAreIgnoredWithAWarning) {
   EXPECT_TRUE(missing.warning().empty());
 }
 
+// Infinite timings or densities (JSON 1e999) are ignored, not saved as an
+// unreadable "inf" later.
+TEST(TuningDatabaseTest, NonFiniteTimingsAreIgnored) {
+  auto entry = [](const char *ms, const char *density) {
+    return std::string("{\"format\": \"flashprefill-tuning\", \"version\": 1, "
+                       "\"entries\": [{\"arch\": \"sm_90a\", \"head_dim\": 128, "
+                       "\"dtype\": \"bf16\", \"block_size\": 128, \"group\": 4, "
+                       "\"length_bucket\": 4096, \"kernel\": \"discovery\", "
+                       "\"config\": {\"key_chunk\": 64, \"warps\": 4}, \"ms\": ") +
+           ms + ", \"density\": " + density + "}]}";
+  };
+  auto inf = TuningDatabase::parse(entry("1e999", "0.5"), "a.json");
+  EXPECT_TRUE(inf.entries().empty());
+  EXPECT_NE(inf.warning().find("ms is not a finite positive number"),
+            std::string::npos);
+  auto dens = TuningDatabase::parse(entry("1.0", "1e999"), "b.json");
+  EXPECT_TRUE(dens.entries().empty());
+  EXPECT_NE(dens.warning().find("density is not finite"), std::string::npos);
+  EXPECT_EQ(TuningDatabase::parse(entry("1.0", "0.5"), "c.json").entries().size(),
+            1u);
+}
+
 // Config text round-trips and rejects malformed input.
 TEST(TuningDatabaseTest, ConfigText) {
   EXPECT_EQ(configText({128, 32, 4, 2}), "128x32x4x2");
