@@ -18,6 +18,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
+#include <dirent.h>
 #include <fcntl.h>
 #include <random>
 #include <sys/stat.h>
@@ -151,6 +153,29 @@ std::string uniqueTempName(const std::string &key) {
   return name;
 }
 
+/// Removes temp files ('.tmp-*') older than kStaleTempSeconds from `dir`:
+/// what writers killed between open() and rename() left behind. A live
+/// writer's temp file is seconds old (another process, container or host
+/// may be writing it), so only old ones go. Best effort, errors ignored.
+constexpr time_t kStaleTempSeconds = 600;
+
+void removeStaleTempFiles(const std::string &dir) {
+  DIR *d = opendir(dir.c_str());
+  if (!d)
+    return;
+  time_t now = time(nullptr);
+  while (dirent *entry = readdir(d)) {
+    if (std::strncmp(entry->d_name, ".tmp-", 5) != 0)
+      continue;
+    std::string path = dir + "/" + entry->d_name;
+    struct stat st;
+    if (lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        now - st.st_mtime > kStaleTempSeconds)
+      ::unlink(path.c_str());
+  }
+  closedir(d);
+}
+
 bool isOffValue(std::string value) {
   for (char &c : value)
     c = char(std::tolower(static_cast<unsigned char>(c)));
@@ -271,7 +296,10 @@ KernelCache::LoadResult KernelCache::loadFromDisk(const std::string &key,
     return result; // absent (or unreadable: treated the same, a miss)
   std::string bytes;
   struct stat st;
-  bool readOk = fstat(fd, &st) == 0 && st.st_size >= 0;
+  // An entry larger than the format allows is corrupt: do not read it
+  // (a stray multi-GiB file must not cost the allocation).
+  bool readOk = fstat(fd, &st) == 0 && st.st_size >= 0 &&
+                uint64_t(st.st_size) <= kHeaderSize + 3 * kMaxSectionSize;
   if (readOk) {
     bytes.resize(size_t(st.st_size));
     size_t done = 0;
@@ -358,8 +386,10 @@ bool KernelCache::storeToDisk(const std::string &key, const std::string &dir,
   int writeErrno = errno;
   ok = (::close(fd) == 0) && ok;
   std::string finalPath = dir + "/" + key + ".fpk";
-  if (ok && ::rename(tempPath.c_str(), finalPath.c_str()) == 0)
+  if (ok && ::rename(tempPath.c_str(), finalPath.c_str()) == 0) {
+    removeStaleTempFiles(dir);
     return true;
+  }
   *error =
       "cannot write '" + finalPath + "': " + errnoText(ok ? errno : writeErrno);
   ::unlink(tempPath.c_str());
@@ -420,7 +450,15 @@ KernelCache::getOrCompile(const CompileRequest &request,
   bool compiled = false, written = false, writeFailed = false;
   if (!diskHit) {
     compiled = true;
-    StatusOr<CompileOutput> output = compile(request);
+    // A throwing compile function (std::bad_alloc) must not leave `key` in
+    // inFlight_ with a promise that is never set: every later request for
+    // it would wait on a broken future.
+    StatusOr<CompileOutput> output =
+        Status(StatusCode::kInternal, "compile function threw an exception");
+    try {
+      output = compile(request);
+    } catch (...) {
+    }
     if (!output) {
       result = output.status();
     } else if (output->binary.empty()) {

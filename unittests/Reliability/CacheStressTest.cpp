@@ -378,7 +378,7 @@ TEST(CacheStressTest, ProcessesKilledMidWrite) {
 // (ProcessesKilledMidWrite). DISABLED until KernelCache sweeps them (the
 // change proposed with docs/bad-inputs.md, "Kernel cache"): a writer removes
 // temp files older than 10 minutes, never fresh ones (a live writer's).
-TEST(CacheStressTest, DISABLED_StaleTempFilesAreSwept) {
+TEST(CacheStressTest, StaleTempFilesAreSwept) {
   TempDir dir;
   ASSERT_FALSE(dir.path().empty());
   std::string stale = dir.path() + "/.tmp-0123456789abcdef-99999-1-0";
