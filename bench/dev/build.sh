@@ -18,7 +18,7 @@ out_name="${OUT_NAME:-kernel_check}"
   -Xptxas -v -Xcompiler -static-libstdc++,-static-libgcc -Xcompiler -pthread \
   --threads 2 \
   "$@" \
-  "$here/kernel_check.cu" -o "$here/bin/$out_name" 2> "$here/bin/$out_name.ptxas.log" || {
+  "$here/kernel_check.cu" -lcuda -o "$here/bin/$out_name" 2> "$here/bin/$out_name.ptxas.log" || {
   cat "$here/bin/$out_name.ptxas.log" >&2
   exit 1
 }

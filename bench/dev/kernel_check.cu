@@ -30,6 +30,7 @@
 //===----------------------------------------------------------------------===//
 #include "flashprefill/defaults.h"
 
+#include "flashprefill/runtime/attention_tma.h"
 #include "fp/kernels.cuh"
 
 #include <cuda_runtime.h>
@@ -72,7 +73,8 @@ __global__ void __launch_bounds__(W * 32, 1) discovery_kernel(FpDiscoveryParams 
   fp::dev::pattern_discovery<E, D, B, K, W>(p);
 }
 template <class E, int D, int B, int M, int N, int W, int S, int A>
-__global__ void __launch_bounds__(W * 32, 1) attention_kernel(FpAttentionParams p) {
+__global__ void __launch_bounds__(W * 32, 1)
+    attention_kernel(const __grid_constant__ FpAttentionParams p) {
   fp::dev::masked_attention<E, D, B, M, N, W, S, A>(p);
 }
 
@@ -106,8 +108,23 @@ void launch_attention(const FpAttentionParams &p, cudaStream_t s) {
                             cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes));
     configured = true;
   }
-  attention_kernel<E, D, B, M, N, W, S, A>
-      <<<dim3((p.seq_q + M - 1) / M, p.num_q_heads, p.batch), W * 32, Tr::kSmemBytes, s>>>(p);
+  if constexpr (A == 90) {
+    // The sm_90a mainloop reads Q/K/V through TMA: encode the maps per call
+    // (the runtime does the same in CudaPlan).
+    FpAttentionParams with_maps = p;
+    const CUresult r = fp::rt::encodeAttentionTensorMaps(
+        cuTensorMapEncodeTiled, with_maps, fp::dev::IsSame<E, __nv_bfloat16>::value, D, M, N);
+    if (r != CUDA_SUCCESS) {
+      std::fprintf(stderr, "cuTensorMapEncodeTiled failed: %d\n", int(r));
+      std::exit(2);
+    }
+    attention_kernel<E, D, B, M, N, W, S, A>
+        <<<dim3((p.seq_q + M - 1) / M, p.num_q_heads, p.batch), W * 32, Tr::kSmemBytes, s>>>(
+            with_maps);
+  } else {
+    attention_kernel<E, D, B, M, N, W, S, A>
+        <<<dim3((p.seq_q + M - 1) / M, p.num_q_heads, p.batch), W * 32, Tr::kSmemBytes, s>>>(p);
+  }
 }
 
 struct AttnVariant {
@@ -158,8 +175,32 @@ KernelSet make_set() {
       make_set<E, 256, 64, 128, 32, 4, 64, 32, 4, 2>(),                                            \
       make_set<E, 256, 128, 128, 32, 4, 64, 32, 4, 2>()
 
+static bool g_sm90 = false; // --sm90: the wgmma/TMA variant becomes each set's default
+
+/// The sm_90a (wgmma/TMA) configuration of a set: one producer warpgroup plus
+/// one consumer warpgroup per 64 rows; BlockN 64 at d = 256 for shared memory.
+template <class E> void add_sm90_variant(KernelSet &s) {
+#define FP_SM90_CASE(D, B, M, N, W, S)                                                             \
+  if (s.d == D && s.block == B)                                                                    \
+    s.attn.insert(s.attn.begin(), attn_variant<E, D, B, M, N, W, S, 90>());
+  FP_SM90_CASE(64, 64, 64, 64, 8, 2)
+  FP_SM90_CASE(64, 128, 128, 128, 12, 2)
+  FP_SM90_CASE(128, 64, 64, 64, 8, 2)
+  FP_SM90_CASE(128, 128, 128, 128, 12, 2)
+  FP_SM90_CASE(256, 64, 64, 64, 8, 2)
+  FP_SM90_CASE(256, 128, 128, 64, 12, 2)
+#undef FP_SM90_CASE
+}
+
 static std::vector<KernelSet> build_sets() {
   std::vector<KernelSet> sets = {FP_DEFAULT_SETS(__nv_bfloat16), FP_DEFAULT_SETS(__half)};
+  if (g_sm90)
+    for (auto &s : sets) {
+      if (s.bf16)
+        add_sm90_variant<__nv_bfloat16>(s);
+      else
+        add_sm90_variant<__half>(s);
+    }
 #ifndef FP_DEV_NO_TUNE
   // Candidates timed by --tune (bf16 only).
   for (auto &s : sets) {
@@ -178,7 +219,6 @@ static std::vector<KernelSet> build_sets() {
     }
     if (s.d == 256 && s.block == 128) {
       s.attn.push_back(attn_variant<__nv_bfloat16, 256, 128, 128, 32, 8, 2>());
-      s.attn.push_back(attn_variant<__nv_bfloat16, 256, 128, 128, 64, 8, 2, 90>());
     }
   }
 #endif
@@ -1087,6 +1127,8 @@ int main(int argc, char **argv) {
       perf_d = std::atoi(argv[++i]);
     else if (a == "--perf-l" && i + 1 < argc)
       perf_l = std::atoi(argv[++i]);
+    else if (a == "--sm90")
+      g_sm90 = true;
     else if (a == "--check-variants")
       g_check_variants = true;
     else if (a == "--mma-precision") {

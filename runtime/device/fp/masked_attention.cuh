@@ -20,6 +20,7 @@
 #define FP_DEVICE_MASKED_ATTENTION_CUH
 
 #include "fp/arch/attention_mainloop_sm80.cuh"
+#include "fp/arch/attention_mainloop_sm90.cuh"
 #include "fp/attention_work.cuh"
 #include "fp/common.cuh"
 
@@ -33,12 +34,21 @@ FP_HOST_DEVICE constexpr int max_smem_optin(int arch) {
   return (arch == 86 || arch == 89) ? 99 * 1024 : arch >= 90 ? 227 * 1024 : 163 * 1024;
 }
 
-/// Picks the mainloop for an arch. Every arch >= 80 uses the mma.sync
-/// mainloop today; a Hopper (kArch >= 90) wgmma/TMA mainloop specialises this.
+/// Picks the mainloop for an arch tag: 80 (sm_80 .. sm_89 and plain sm_90)
+/// is the mma.sync/cp.async mainloop; 90 (sm_90a only: wgmma and setmaxnreg
+/// are sm_90a features) is the wgmma/TMA warp-specialised one, which also
+/// needs the host to fill the tensor maps in FpAttentionParams.
 template <int kArch, typename Element, int kHeadDim, int kBlockSize, int kBlockM, int kBlockN,
           int kNumWarps, int kNumStages>
 struct AttentionMainloopSelector {
   using Type = AttentionMainloopSm80<Element, kHeadDim, kBlockSize, kBlockM, kBlockN, kNumWarps,
+                                     kNumStages>;
+};
+template <typename Element, int kHeadDim, int kBlockSize, int kBlockM, int kBlockN, int kNumWarps,
+          int kNumStages>
+struct AttentionMainloopSelector<90, Element, kHeadDim, kBlockSize, kBlockM, kBlockN, kNumWarps,
+                                 kNumStages> {
+  using Type = AttentionMainloopSm90<Element, kHeadDim, kBlockSize, kBlockM, kBlockN, kNumWarps,
                                      kNumStages>;
 };
 
@@ -50,8 +60,10 @@ struct AttentionTraits {
   using Mainloop = typename AttentionMainloopSelector<kArch, Element, kHeadDim, kBlockSize, kBlockM,
                                                       kBlockN, kNumWarps, kNumStages>::Type;
   static constexpr int kNumThreads = 32 * kNumWarps;
-  /// Dynamic shared memory in bytes (sm80 mainloop, sizeof(Element) == 2):
-  ///   kSmemBytes = (kBlockM + 2 * kNumStages * kBlockN) * kHeadDim * 2
+  /// Dynamic shared memory in bytes (sizeof(Element) == 2):
+  ///   sm80: (kBlockM + 2 * kNumStages * kBlockN) * kHeadDim * 2
+  ///   sm90: 1024 + (kBlockM + 2 * kNumStages * kBlockN) * kHeadDim * 2
+  ///         + 8 * (1 + 3 * kNumStages)
   static constexpr int kSmemBytes = Mainloop::kSmemBytes;
 };
 
@@ -70,10 +82,11 @@ __device__ void masked_attention(const FpAttentionParams &params) {
   static_assert(kBlockM % 16 == 0 && kBlockN % 16 == 0,
                 "masked_attention: kBlockM and kBlockN must be multiples of 16");
   static_assert(kNumWarps >= 1 && kNumWarps <= 16, "masked_attention: 1..16 warps");
-  static_assert(kBlockM % (16 * kNumWarps) == 0,
+  static_assert(kArch == 90 || kBlockM % (16 * kNumWarps) == 0,
                 "masked_attention: each warp needs a whole number of 16-row tiles");
   static_assert(kNumStages >= 2 && kNumStages <= 8, "masked_attention: 2..8 stages");
-  static_assert(kArch >= 80, "masked_attention: needs sm_80 or newer (mma.sync bf16, cp.async)");
+  static_assert(kArch == 80 || kArch == 90,
+                "masked_attention: kArch is 80 (mma.sync mainloop) or 90 (sm_90a wgmma/TMA)");
   using Traits = AttentionTraits<Element, kHeadDim, kBlockSize, kBlockM, kBlockN, kNumWarps,
                                  kNumStages, kArch>;
   static_assert(Traits::kSmemBytes <= max_smem_optin(kArch),

@@ -43,7 +43,19 @@ typedef uint64_t fp_u64;
 #endif
 
 /* Bumped whenever a struct below changes layout; part of the cache key. */
-#define FP_PARAMS_ABI_VERSION 1
+#define FP_PARAMS_ABI_VERSION 2
+
+/* A CUDA tensor map (CUtensorMap: 128 opaque bytes, 128-byte aligned as in CUDA 13),
+ * encoded by the host with cuTensorMapEncodeTiled and read by TMA. Declared
+ * here so that NVRTC code needs no cuda.h. */
+#if defined(__cplusplus)
+#define FP_ALIGN128 alignas(128)
+#else
+#define FP_ALIGN128 _Alignas(128)
+#endif
+typedef struct FpTensorMap {
+  FP_ALIGN128 fp_u64 opaque[16];
+} FpTensorMap;
 
 /* threshold_kind values. */
 #define FP_THRESHOLD_RELATIVE_MAX 0 /* t = alpha * max */
@@ -79,8 +91,15 @@ typedef struct FpDiscoveryParams {
   fp_i32 threshold_kind, score_query;
 } FpDiscoveryParams;
 
-/* Flash attention over the kept blocks of each query block. */
+/* Flash attention over the kept blocks of each query block.
+ *
+ * tma_q / tma_k / tma_v are read only by the sm_90a mainloop (the kernel
+ * manifest says so with `tma=1`); the host encodes each as a rank-4 map over
+ * (d, seq, head, batch) with a (64, rows, 1, 1) box and 128-byte swizzle,
+ * rows = BLOCK_M for Q and BLOCK_N for K and V. Kernels take the struct as a
+ * `const __grid_constant__` parameter so TMA can address the maps in place. */
 typedef struct FpAttentionParams {
+  FpTensorMap tma_q, tma_k, tma_v;
   const void *q, *k, *v;
   void *o;
   float *lse; /* optional */
