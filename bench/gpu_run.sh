@@ -19,7 +19,7 @@ if [[ $what == all || $what == tests ]]; then
 fi
 if [[ $what == all || $what == sanitize ]]; then
   echo "== compute-sanitizer (small cases)"
-  for tool in memcheck racecheck; do
+  for tool in memcheck racecheck synccheck; do
     compute-sanitizer --tool $tool --error-exitcode 9 "$bin/FPGpuTests" \
       --gtest_filter='*s63:*s129' 2>&1 | tail -4 | tee -a "$out/sanitizer.log"
   done

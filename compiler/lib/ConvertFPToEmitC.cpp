@@ -50,19 +50,22 @@ std::string cudaElementType(Type type) {
   return type.isBF16() ? "__nv_bfloat16" : "__half";
 }
 
-int computeCapability(ModuleOp module) {
+/// The module's target; a default-constructed one (cc 0, sm80 mainloop)
+/// when fp.arch is missing, which the pass diagnoses before planning.
+TargetArch targetOf(ModuleOp module) {
   auto arch = module->getAttrOfType<StringAttr>("fp.arch");
   std::optional<TargetArch> target =
       arch ? parseTargetArch(arch.getValue()) : std::nullopt;
-  return target ? target->computeCapability : 0;
+  return target ? *target : TargetArch{"", 0, 0, 80};
 }
 
 KernelKey keyOf(Type element, int64_t headDim, int64_t blockSize, int64_t group,
-                int cc) {
-  return {cc, headDim, blockSize, element.getIntOrFloatBitWidth() / 8, group};
+                const TargetArch &target) {
+  return {target.computeCapability, headDim, blockSize,
+          element.getIntOrFloatBitWidth() / 8, group, target.attentionMainloop};
 }
 
-FailureOr<KernelPlan> planPool(BlockPoolOp op, int cc) {
+FailureOr<KernelPlan> planPool(BlockPoolOp op, const TargetArch &target) {
   if (!op.getTile())
     return op.emitOpError() << "has no #fp.pool_tile (run fp-select-tiles)";
   auto input = cast<RankedTensorType>(op.getInput().getType());
@@ -77,11 +80,12 @@ FailureOr<KernelPlan> planPool(BlockPoolOp op, int cc) {
   plan.templateInts = {d, b, threads};
   plan.info = {plan.entry, "FpPoolParams", threads, "blocks,heads,batch", 0, 0,
                ""};
-  (void)cc;
+  (void)target;
   return plan;
 }
 
-FailureOr<KernelPlan> planDiscovery(PatternDiscoveryOp op, int cc) {
+FailureOr<KernelPlan> planDiscovery(PatternDiscoveryOp op,
+                                     const TargetArch &target) {
   if (!op.getTile())
     return op.emitOpError()
            << "has no #fp.discovery_tile (run fp-select-tiles)";
@@ -92,7 +96,7 @@ FailureOr<KernelPlan> planDiscovery(PatternDiscoveryOp op, int cc) {
   int64_t d = query.getDimSize(3), b = op.getBlockSize();
   DiscoveryTile tile{op.getTile()->getKeyChunk(), op.getTile()->getWarps()};
   KernelKey key =
-      keyOf(element, d, b, counts.getDimSize(1) / kbar.getDimSize(1), cc);
+      keyOf(element, d, b, counts.getDimSize(1) / kbar.getDimSize(1), target);
   KernelPlan plan;
   plan.entry =
       llvm::formatv("fp_pattern_discovery_{0}_d{1}_b{2}_c{3}w{4}",
@@ -113,7 +117,8 @@ FailureOr<KernelPlan> planDiscovery(PatternDiscoveryOp op, int cc) {
   return plan;
 }
 
-FailureOr<KernelPlan> planAttention(MaskedAttentionOp op, int cc) {
+FailureOr<KernelPlan> planAttention(MaskedAttentionOp op,
+                                     const TargetArch &target) {
   if (!op.getTile())
     return op.emitOpError()
            << "has no #fp.attention_tile (run fp-select-tiles)";
@@ -123,9 +128,10 @@ FailureOr<KernelPlan> planAttention(MaskedAttentionOp op, int cc) {
   int64_t d = q.getDimSize(3), b = op.getBlockSize();
   AttentionTileAttr t = op.getTileAttr();
   AttentionTile tile{t.getBlockM(), t.getBlockN(), t.getWarps(), t.getStages()};
-  KernelKey key = keyOf(element, d, b, q.getDimSize(2) / k.getDimSize(2), cc);
-  // The arch selects the device mainloop; sm_86/sm_89 use the sm_80 one.
-  int64_t archTag = cc >= 90 ? 90 : 80;
+  KernelKey key =
+      keyOf(element, d, b, q.getDimSize(2) / k.getDimSize(2), target);
+  // The arch selects the device mainloop: 90 (wgmma/TMA) on sm_90a only.
+  int64_t archTag = key.attentionMainloop;
   KernelPlan plan;
   plan.entry =
       llvm::formatv("fp_masked_attention_{0}_d{1}_b{2}_m{3}n{4}w{5}s{6}_sm{7}",
@@ -146,6 +152,10 @@ FailureOr<KernelPlan> planAttention(MaskedAttentionOp op, int cc) {
                attentionSmemBytes(key, tile),
                0,
                traits};
+  if (archTag == 90) { // the sm_90a mainloop reads Q, K and V through TMA
+    plan.info.tmaQRows = tile.blockM;
+    plan.info.tmaKVRows = tile.blockN;
+  }
   return plan;
 }
 
@@ -161,7 +171,13 @@ std::string poolRole(BlockPoolOp op) {
 /// calling the plan's template.
 void emitKernel(OpBuilder &builder, Location loc, const KernelPlan &plan) {
   MLIRContext *ctx = builder.getContext();
-  Type paramsType = emitc::OpaqueType::get(ctx, plan.info.paramsStruct);
+  // Attention params are __grid_constant__: the sm_90a mainloop hands TMA
+  // the address of the tensor maps inside them (a by-value copy would live
+  // in local memory, which TMA cannot read).
+  std::string paramsText = plan.info.paramsStruct == "FpAttentionParams"
+                               ? "const __grid_constant__ FpAttentionParams"
+                               : plan.info.paramsStruct;
+  Type paramsType = emitc::OpaqueType::get(ctx, paramsText);
   auto funcType = builder.getFunctionType({paramsType}, {});
   auto func = emitc::FuncOp::create(builder, loc, plan.entry, funcType);
   func.setSpecifiersAttr(builder.getStrArrayAttr(
@@ -211,7 +227,7 @@ struct ConvertFPToEmitCPass
   void runOnOperation() final {
     ModuleOp module = getOperation();
     MLIRContext *ctx = &getContext();
-    int cc = computeCapability(module);
+    TargetArch target = targetOf(module);
     Operation *firstFPOp = nullptr;
     module.walk([&](Operation *op) {
       if (!isa<FPDialect>(op->getDialect()))
@@ -221,7 +237,7 @@ struct ConvertFPToEmitCPass
     });
     if (!firstFPOp)
       return; // Nothing to lower.
-    if (cc == 0) {
+    if (target.computeCapability == 0) {
       // Reported at an fp op: the module itself often has no location.
       firstFPOp->emitError() << "expected an 'fp.arch' module attribute (run "
                                 "fp-select-tiles first)";
@@ -238,13 +254,13 @@ struct ConvertFPToEmitCPass
         FailureOr<KernelPlan> plan = failure();
         std::string role;
         if (auto pool = dyn_cast<BlockPoolOp>(op)) {
-          plan = planPool(pool, cc);
+          plan = planPool(pool, target);
           role = poolRole(pool);
         } else if (auto discovery = dyn_cast<PatternDiscoveryOp>(op)) {
-          plan = planDiscovery(discovery, cc);
+          plan = planDiscovery(discovery, target);
           role = "discovery";
         } else if (auto attention = dyn_cast<MaskedAttentionOp>(op)) {
-          plan = planAttention(attention, cc);
+          plan = planAttention(attention, target);
           role = "attention";
         } else if (isa<FPDialect>(op->getDialect())) {
           return op->emitOpError()

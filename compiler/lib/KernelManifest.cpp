@@ -19,14 +19,20 @@ using namespace mlir::fp;
 
 DictionaryAttr KernelInfo::toAttribute(MLIRContext *ctx) const {
   Builder b(ctx);
-  return b.getDictionaryAttr({
+  SmallVector<NamedAttribute> fields{
       b.getNamedAttr("params", b.getStringAttr(paramsStruct)),
       b.getNamedAttr("threads", b.getI64IntegerAttr(threads)),
       b.getNamedAttr("grid", b.getStringAttr(grid)),
       b.getNamedAttr("smem_base", b.getI64IntegerAttr(smemBaseBytes)),
       b.getNamedAttr("smem_per_key_block",
                      b.getI64IntegerAttr(smemPerKeyBlockBytes)),
-  });
+  };
+  if (tmaQRows > 0) {
+    fields.push_back(b.getNamedAttr("tma_q_rows", b.getI64IntegerAttr(tmaQRows)));
+    fields.push_back(
+        b.getNamedAttr("tma_kv_rows", b.getI64IntegerAttr(tmaKVRows)));
+  }
+  return b.getDictionaryAttr(fields);
 }
 
 FailureOr<KernelInfo> KernelInfo::fromAttribute(Operation *kernel) {
@@ -40,13 +46,18 @@ FailureOr<KernelInfo> KernelInfo::fromAttribute(Operation *kernel) {
       !num("smem_per_key_block"))
     return kernel->emitError("'fp.kernel': expected params, threads, grid, "
                              "smem_base and smem_per_key_block");
-  return KernelInfo{name.str(),
-                    str("params").str(),
-                    num("threads").getInt(),
-                    str("grid").str(),
-                    num("smem_base").getInt(),
-                    num("smem_per_key_block").getInt(),
-                    ""};
+  KernelInfo info{name.str(),
+                  str("params").str(),
+                  num("threads").getInt(),
+                  str("grid").str(),
+                  num("smem_base").getInt(),
+                  num("smem_per_key_block").getInt(),
+                  ""};
+  if (num("tma_q_rows") && num("tma_kv_rows")) {
+    info.tmaQRows = num("tma_q_rows").getInt();
+    info.tmaKVRows = num("tma_kv_rows").getInt();
+  }
+  return info;
 }
 
 namespace {
@@ -85,6 +96,8 @@ void printStructs(llvm::raw_ostream &os) {
      << FP_FIELD(FpDiscoveryParams, threshold_kind)
      << FP_FIELD(FpDiscoveryParams, score_query) << "\n";
   os << "struct FpAttentionParams size=" << sizeof(FpAttentionParams)
+     << FP_FIELD(FpAttentionParams, tma_q) << FP_FIELD(FpAttentionParams, tma_k)
+     << FP_FIELD(FpAttentionParams, tma_v)
      << FP_FIELD(FpAttentionParams, q) << FP_FIELD(FpAttentionParams, k)
      << FP_FIELD(FpAttentionParams, v) << FP_FIELD(FpAttentionParams, o)
      << FP_FIELD(FpAttentionParams, lse) << FP_FIELD(FpAttentionParams, counts)
@@ -133,7 +146,11 @@ FailureOr<std::string> mlir::fp::buildKernelManifest(ModuleOp module) {
     os << "kernel " << info->entry << " params=" << info->paramsStruct
        << " threads=" << info->threads << " grid=" << info->grid
        << " smem_base=" << info->smemBaseBytes
-       << " smem_per_key_block=" << info->smemPerKeyBlockBytes << "\n";
+       << " smem_per_key_block=" << info->smemPerKeyBlockBytes;
+    if (info->tmaQRows > 0)
+      os << " tma_q_rows=" << info->tmaQRows
+         << " tma_kv_rows=" << info->tmaKVRows;
+    os << "\n";
   }
   for (NamedAttribute function : launches) {
     auto sequence = dyn_cast<ArrayAttr>(function.getValue());

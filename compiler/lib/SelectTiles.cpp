@@ -37,7 +37,8 @@ std::string listText(ArrayRef<int64_t> values) {
 KernelKey makeKey(const TargetArch &arch, RankedTensorType query,
                   int64_t qHeads, int64_t kvHeads, int64_t blockSize) {
   return {arch.computeCapability, query.getDimSize(3), blockSize,
-          query.getElementType().getIntOrFloatBitWidth() / 8, qHeads / kvHeads};
+          query.getElementType().getIntOrFloatBitWidth() / 8, qHeads / kvHeads,
+          arch.attentionMainloop};
 }
 
 /// Codegen limits shared by every kernel op.
@@ -175,8 +176,15 @@ struct FPSelectTilesPass
     if (op.getTile())
       tile = {op.getTile()->getKeyChunk(), op.getTile()->getWarps()};
     else if (auto tuned = tunedConfig(::fp::tuning::kDiscovery, key, target,
-                                      query.getElementType()))
-      tile = {(*tuned)[0], (*tuned)[1]};
+                                      query.getElementType())) {
+      DiscoveryTile candidate{(*tuned)[0], (*tuned)[1]};
+      std::string why = checkDiscoveryTile(key, candidate, target);
+      if (why.empty() || !discoveryTile.empty())
+        tile = candidate;
+      else
+        op.emitWarning() << "tuning database tile is not buildable here ("
+                         << why << "): using the default tile";
+    }
     if (failed(reportTile(op, "#fp.discovery_tile",
                           checkDiscoveryTile(key, tile, target))))
       return failure();
@@ -203,8 +211,16 @@ struct FPSelectTilesPass
       tile = {op.getTile()->getBlockM(), op.getTile()->getBlockN(),
               op.getTile()->getWarps(), op.getTile()->getStages()};
     else if (auto tuned = tunedConfig(::fp::tuning::kAttention, key, target,
-                                      q.getElementType()))
-      tile = {(*tuned)[0], (*tuned)[1], (*tuned)[2], (*tuned)[3]};
+                                      q.getElementType())) {
+      AttentionTile candidate{(*tuned)[0], (*tuned)[1], (*tuned)[2],
+                              (*tuned)[3]};
+      std::string why = checkAttentionTile(key, candidate, target);
+      if (why.empty() || !attentionTile.empty())
+        tile = candidate; // a forced tile that cannot build is an error below
+      else // e.g. measured with another mainloop of this arch
+        op.emitWarning() << "tuning database tile is not buildable here ("
+                         << why << "): using the default tile";
+    }
     if (failed(reportTile(op, "#fp.attention_tile",
                           checkAttentionTile(key, tile, target))))
       return failure();

@@ -19,7 +19,7 @@ std::optional<TargetArch> mlir::fp::parseTargetArch(llvm::StringRef name) {
       .Case("sm_86", TargetArch{"sm_86", 86, 99 * 1024})
       .Case("sm_89", TargetArch{"sm_89", 89, 99 * 1024})
       .Case("sm_90", TargetArch{"sm_90", 90, 227 * 1024})
-      .Case("sm_90a", TargetArch{"sm_90a", 90, 227 * 1024})
+      .Case("sm_90a", TargetArch{"sm_90a", 90, 227 * 1024, 90})
       .Default(std::nullopt);
 }
 
@@ -61,7 +61,21 @@ DiscoveryTile mlir::fp::defaultDiscoveryTile(const KernelKey &key) {
   return {key.headDim >= 256 ? 32 : 64, 4};
 }
 
+// sm_90a (wgmma/TMA mainloop): one producer warpgroup plus one consumer
+// warpgroup per 64 query rows; the CTA covers one query block (block_m = B)
+// and a sub-tile is a whole key block, except at d = 256 and B = 128, where
+// block_n 64 keeps two stages in 193 KB. Dense causal on one H100 (bf16,
+// h_q 32, h_kv 8, 16K tokens): 620 TFLOP/s at d = 128 (sm80 mainloop 318),
+// 631 at d = 256, 453 at d = 64; bench/dev/NOTES.md has the log.
+static AttentionTile defaultHopperAttentionTile(const KernelKey &key) {
+  int64_t blockM = key.blockSize;
+  int64_t blockN = key.headDim >= 256 && key.blockSize >= 128 ? 64 : key.blockSize;
+  return {blockM, blockN, 4 * (blockM / 64 + 1), 2};
+}
+
 AttentionTile mlir::fp::defaultAttentionTile(const KernelKey &key) {
+  if (key.attentionMainloop == 90)
+    return defaultHopperAttentionTile(key);
   // 4 warps of 16-row slices; the accumulator (block_m / 4 rows x d fp32
   // per warp) bounds block_m * d, and block_n trades S registers for it.
   int64_t blockM = key.headDim >= 256 ? 64 : key.blockSize;
@@ -87,7 +101,11 @@ int64_t mlir::fp::discoverySmemPerKeyBlockBytes(const KernelKey &,
 
 int64_t mlir::fp::attentionSmemBytes(const KernelKey &key,
                                      const AttentionTile &t) {
-  return (t.blockM + 2 * t.stages * t.blockN) * key.headDim * key.elementBytes;
+  int64_t tiles =
+      (t.blockM + 2 * t.stages * t.blockN) * key.headDim * key.elementBytes;
+  if (key.attentionMainloop == 90) // AttentionMainloopSm90::kSmemBytes
+    return 1024 + tiles + 8 * (1 + 3 * t.stages);
+  return tiles;
 }
 
 std::string mlir::fp::checkAttentionTile(const KernelKey &key,
@@ -101,10 +119,26 @@ std::string mlir::fp::checkAttentionTile(const KernelKey &key,
     return llvm::formatv("block_n: expected a multiple of 16 dividing "
                          "block_size {0}, got {1}",
                          key.blockSize, t.blockN);
-  if (t.warps < 1 || t.warps > 16 || t.blockM % (16 * t.warps) != 0)
+  if (key.attentionMainloop == 90) {
+    // AttentionMainloopSm90's static_asserts, as diagnostics.
+    if (t.blockM != 64 && t.blockM != 128)
+      return llvm::formatv("block_m: expected 64 or 128 (one consumer "
+                           "warpgroup per 64 rows) on sm_90a, got {0}",
+                           t.blockM);
+    if (t.blockN != 64 && t.blockN != 128 && t.blockN != 256)
+      return llvm::formatv("block_n: expected 64, 128 or 256 (a wgmma N) on "
+                           "sm_90a, got {0}",
+                           t.blockN);
+    if (t.warps != 4 * (t.blockM / 64 + 1))
+      return llvm::formatv("warps: expected {0} on sm_90a with block_m {1} "
+                           "(a producer warpgroup plus one consumer "
+                           "warpgroup per 64 rows), got {2}",
+                           4 * (t.blockM / 64 + 1), t.blockM, t.warps);
+  } else if (t.warps < 1 || t.warps > 16 || t.blockM % (16 * t.warps) != 0) {
     return llvm::formatv("warps: expected 1 to 16 warps with block_m {0} a "
                          "multiple of 16 * warps, got {1}",
                          t.blockM, t.warps);
+  }
   if (t.stages < 2 || t.stages > 8)
     return llvm::formatv("stages: expected 2 to 8, got {0}", t.stages);
   int64_t smem = attentionSmemBytes(key, t);

@@ -13,7 +13,7 @@
 // CHECK: extern "C" __global__ __launch_bounds__([[DT:[0-9]+]], 1) void fp_pattern_discovery_bf16_d64_b64_c{{[0-9]+}}w{{[0-9]+}}(FpDiscoveryParams [[P:v[0-9]+]]) {
 // CHECK-NEXT: fp::dev::pattern_discovery<__nv_bfloat16, 64, 64, {{[0-9]+}}, {{[0-9]+}}>([[P]]);
 // CHECK: extern "C" __device__ const int fp_pattern_discovery_bf16_d64_b64_{{.*}}_smem_base = fp::dev::DiscoveryTraits<__nv_bfloat16, 64, 64,
-// CHECK: extern "C" __global__ __launch_bounds__({{[0-9]+}}, 1) void fp_masked_attention_bf16_d64_b64_m64n{{[0-9]+}}w{{[0-9]+}}s{{[0-9]+}}_sm90(FpAttentionParams [[P:v[0-9]+]]) {
+// CHECK: extern "C" __global__ __launch_bounds__({{[0-9]+}}, 1) void fp_masked_attention_bf16_d64_b64_m64n{{[0-9]+}}w{{[0-9]+}}s{{[0-9]+}}_sm90(const __grid_constant__ FpAttentionParams [[P:v[0-9]+]]) {
 // CHECK-NEXT: fp::dev::masked_attention<__nv_bfloat16, 64, 64, 64, {{[0-9]+}}, {{[0-9]+}}, {{[0-9]+}}, 90>([[P]]);
 // CHECK: extern "C" __device__ const int fp_masked_attention_bf16_d64_b64_{{.*}}_smem_base = fp::dev::AttentionTraits<__nv_bfloat16, 64, 64, 64,
 // SM80: void fp_masked_attention_bf16_d64_b64_m64n{{[0-9]+}}w{{[0-9]+}}s{{[0-9]+}}_sm80(
@@ -82,8 +82,8 @@ func.func @d256_b64_bf16(%q: tensor<?x?x16x256xbf16>, %k: tensor<?x?x2x256xbf16>
 // CHECK: void fp_block_pool_f16_d256_b128_t128(FpPoolParams
 // CHECK: void fp_pattern_discovery_f16_d256_b128_
 // CHECK-NEXT: fp::dev::pattern_discovery<__half, 256, 128,
-// CHECK: void fp_masked_attention_f16_d256_b128_m64n32w4s2_sm90
-// CHECK-NEXT: fp::dev::masked_attention<__half, 256, 128, 64, 32, 4, 2, 90>
+// CHECK: void fp_masked_attention_f16_d256_b128_m128n64w12s2_sm90
+// CHECK-NEXT: fp::dev::masked_attention<__half, 256, 128, 128, 64, 12, 2, 90>
 func.func @d256_b128_f16(%q: tensor<?x?x8x256xf16>, %k: tensor<?x?x8x256xf16>, %v: tensor<?x?x8x256xf16>)
     -> (tensor<?x?x8x256xf16>, tensor<?x8x?xf32>) {
   %o, %l = fp.prefill %q, %k, %v {threshold = #fp.threshold<>}

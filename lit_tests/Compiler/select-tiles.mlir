@@ -29,10 +29,10 @@ func.func @block_64(%q: tensor<?x?x8x64xf16>, %k: tensor<?x?x8x64xf16>, %v: tens
 
 // A preset tile (from a tuning database) is kept when it is buildable.
 // CHECK-LABEL: func.func @preset_tile_kept
-// CHECK: tile = #fp.attention_tile<block_m = 64, block_n = 32, warps = 4, stages = 3>
+// CHECK: tile = #fp.attention_tile<block_m = 64, block_n = 64, warps = 8, stages = 3>
 func.func @preset_tile_kept(%q: tensor<?x?x8x128xbf16>, %k: tensor<?x?x8x128xbf16>, %v: tensor<?x?x8x128xbf16>,
                             %c: tensor<?x8x?xi32>, %i: tensor<?x8x?x?xi32>) -> tensor<?x?x8x128xbf16> {
-  %o, %l = fp.masked_attention %q, %k, %v, %c, %i {tile = #fp.attention_tile<block_m = 64, block_n = 32, warps = 4, stages = 3>} : (tensor<?x?x8x128xbf16>, tensor<?x?x8x128xbf16>, tensor<?x?x8x128xbf16>, tensor<?x8x?xi32>, tensor<?x8x?x?xi32>) -> (tensor<?x?x8x128xbf16>, tensor<?x8x?xf32>)
+  %o, %l = fp.masked_attention %q, %k, %v, %c, %i {tile = #fp.attention_tile<block_m = 64, block_n = 64, warps = 8, stages = 3>} : (tensor<?x?x8x128xbf16>, tensor<?x?x8x128xbf16>, tensor<?x?x8x128xbf16>, tensor<?x8x?xi32>, tensor<?x8x?x?xi32>) -> (tensor<?x?x8x128xbf16>, tensor<?x8x?xf32>)
   return %o : tensor<?x?x8x128xbf16>
 }
 
@@ -50,7 +50,7 @@ func.func @preset_tile_bad_block_m(%q: tensor<?x?x8x128xbf16>, %k: tensor<?x?x8x
 func.func @preset_tile_too_much_smem(%q: tensor<?x?x8x256xbf16>, %k: tensor<?x?x8x256xbf16>, %v: tensor<?x?x8x256xbf16>,
                                      %c: tensor<?x8x?xi32>, %i: tensor<?x8x?x?xi32>) -> tensor<?x?x8x256xbf16> {
   // expected-error @+1 {{cannot build #fp.attention_tile: attention tile needs}}
-  %o, %l = fp.masked_attention %q, %k, %v, %c, %i {tile = #fp.attention_tile<block_m = 128, block_n = 128, warps = 8, stages = 4>} : (tensor<?x?x8x256xbf16>, tensor<?x?x8x256xbf16>, tensor<?x?x8x256xbf16>, tensor<?x8x?xi32>, tensor<?x8x?x?xi32>) -> (tensor<?x?x8x256xbf16>, tensor<?x8x?xf32>)
+  %o, %l = fp.masked_attention %q, %k, %v, %c, %i {tile = #fp.attention_tile<block_m = 128, block_n = 128, warps = 12, stages = 4>} : (tensor<?x?x8x256xbf16>, tensor<?x?x8x256xbf16>, tensor<?x?x8x256xbf16>, tensor<?x8x?xi32>, tensor<?x8x?x?xi32>) -> (tensor<?x?x8x256xbf16>, tensor<?x8x?xf32>)
   return %o : tensor<?x?x8x256xbf16>
 }
 

@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 #include "PlanBackends.h"
 
+#include "flashprefill/runtime/attention_tma.h"
 #include "flashprefill/runtime/cuda_driver.h"
 #include "flashprefill/runtime/kernel_cache.h"
 #include "flashprefill/runtime/nvrtc.h"
@@ -41,6 +42,9 @@ struct ManifestKernel {
   std::string entry, params, grid;
   int threads = 0;
   long smemBase = 0, smemPerKeyBlock = 0;
+  /// Box rows of the tensor maps the kernel reads (sm_90a attention), 0 if
+  /// it reads none.
+  int tmaQRows = 0, tmaKVRows = 0;
 };
 
 struct Manifest {
@@ -97,6 +101,10 @@ StatusOr<Manifest> parseManifest(const std::string &text) {
           ok = parseNumber(value, &k.smemBase);
         else if (key == "smem_per_key_block")
           ok = parseNumber(value, &k.smemPerKeyBlock);
+        else if (key == "tma_q_rows")
+          ok = parseNumber(value, &k.tmaQRows) && k.tmaQRows > 0 && k.tmaQRows <= 256;
+        else if (key == "tma_kv_rows")
+          ok = parseNumber(value, &k.tmaKVRows) && k.tmaKVRows > 0 && k.tmaKVRows <= 256;
         if (!ok)
           return malformed(line);
       }
@@ -408,11 +416,53 @@ private:
     setStrides(p.v_batch_stride, p.v_seq_stride, p.v_head_stride, v);
     setStrides(p.o_batch_stride, p.o_seq_stride, p.o_head_stride, out);
     setProblem(p, problem, params);
+    const ManifestKernel &facts = kernels_.at("attention").facts;
+    if (facts.tmaQRows > 0)
+      FP_RETURN_IF_ERROR(encodeTensorMaps(p, facts));
     unsigned tiles =
         unsigned((problem.seqLen + attentionBlockM_ - 1) / attentionBlockM_);
     return launch("attention", tiles, unsigned(spec_.num_q_heads),
-                  unsigned(problem.batch),
-                  kernels_.at("attention").facts.smemBase, &p, stream);
+                  unsigned(problem.batch), facts.smemBase, &p, stream);
+  }
+
+  /// Fills the TMA descriptors of the sm_90a attention kernel. A zero
+  /// stride over an extent of 1 is replaced (TMA rejects 0 and never steps
+  /// along that dimension); a zero stride over a longer extent (a
+  /// broadcast) cannot be described by a tensor map.
+  Status encodeTensorMaps(FpAttentionParams &p,
+                          const ManifestKernel &facts) const {
+    struct View {
+      const char *name;
+      fp_i64 *batch, *seq, *head;
+      int heads;
+    };
+    const View views[] = {
+        {"q", &p.q_batch_stride, &p.q_seq_stride, &p.q_head_stride,
+         p.num_q_heads},
+        {"k", &p.k_batch_stride, &p.k_seq_stride, &p.k_head_stride,
+         p.num_kv_heads},
+        {"v", &p.v_batch_stride, &p.v_seq_stride, &p.v_head_stride,
+         p.num_kv_heads}};
+    for (const View &view : views) {
+      const int extents[3] = {p.batch, p.seq_q, view.heads};
+      fp_i64 *strides[3] = {view.batch, view.seq, view.head};
+      for (int i = 0; i < 3; ++i) {
+        if (*strides[i] != 0)
+          continue;
+        if (extents[i] > 1)
+          return Status(StatusCode::kInvalidArgument,
+                        std::string(view.name) + ".strides[" +
+                            std::to_string(i) +
+                            "]: expected > 0 for the sm_90a (TMA) attention "
+                            "kernel when the dimension has extent " +
+                            std::to_string(extents[i]) + ", got 0");
+        *strides[i] = 8; // any 16-byte multiple: never stepped along
+      }
+    }
+    const CUresult result = rt::encodeAttentionTensorMaps(
+        driver_->api().tensorMapEncodeTiled, p, spec_.dtype == FP_DTYPE_BF16,
+        spec_.head_dim, facts.tmaQRows, facts.tmaKVRows);
+    return driver_->check(result, "cuTensorMapEncodeTiled(attention q/k/v)");
   }
 
   PlanTuning tuning_;

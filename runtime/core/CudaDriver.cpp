@@ -93,6 +93,7 @@ CudaDriver::load(const std::vector<std::string> &candidates) {
   resolve(api.eventSynchronize, {"cuEventSynchronize"});
   resolve(api.eventElapsedTime,
           {"cuEventElapsedTime_v2", "cuEventElapsedTime"});
+  resolve(api.tensorMapEncodeTiled, {"cuTensorMapEncodeTiled"});
   if (!missing.empty())
     return noDevice("the CUDA driver at '" + opened.candidate + "' lacks " +
                     detail::join(missing, ", ") + " (driver too old?)");

@@ -36,8 +36,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-mlir::fp::KernelKey keyOf(const TuneOptions &o, int cc) {
-  return {cc, o.headDim, o.blockSize, 2, o.qHeads / o.kvHeads};
+mlir::fp::KernelKey keyOf(const TuneOptions &o,
+                          const mlir::fp::TargetArch &target) {
+  return {target.computeCapability, o.headDim, o.blockSize, 2,
+          o.qHeads / o.kvHeads, target.attentionMainloop};
 }
 
 /// The compile-time spec of a candidate (the other kernel keeps its
@@ -222,12 +224,18 @@ std::vector<Candidate> enumerate(const TuneOptions &o,
   std::vector<Candidate> out;
   if (!target)
     return out;
-  mlir::fp::KernelKey key = keyOf(o, target->computeCapability);
+  mlir::fp::KernelKey key = keyOf(o, *target);
   if (kernel == tuning::kAttention) {
     mlir::fp::AttentionTile h = mlir::fp::defaultAttentionTile(key);
+    // sm_90a: the warp count follows from block_m (a producer warpgroup plus
+    // one consumer warpgroup per 64 rows) and block_n is a wgmma N.
+    const bool hopper = key.attentionMainloop == 90;
+    const std::vector<int64_t> blockNs =
+        hopper ? std::vector<int64_t>{64, 128} : std::vector<int64_t>{32, 64, 128};
     for (int64_t m : {64, 128})
-      for (int64_t n : {32, 64, 128})
-        for (int64_t w : {4, 8})
+      for (int64_t n : blockNs)
+        for (int64_t w : hopper ? std::vector<int64_t>{4 * (m / 64 + 1)}
+                                : std::vector<int64_t>{4, 8})
           for (int64_t st : {2, 3}) {
             Candidate c{kernel, {m, n, w, st}};
             c.heuristic = h.blockM == m && h.blockN == n && h.warps == w &&

@@ -43,6 +43,9 @@ struct KernelInfo {
   int64_t smemBaseBytes;
   int64_t smemPerKeyBlockBytes;
   std::string traits; ///< device traits class exporting smem, or empty
+  /// Box rows of the Q and K/V tensor maps the host must encode into the
+  /// params (sm_90a attention); 0 when the kernel reads no tensor map.
+  int64_t tmaQRows = 0, tmaKVRows = 0;
 
   /// As the `fp.kernel` dictionary attached to the emitc.func.
   DictionaryAttr toAttribute(MLIRContext *ctx) const;

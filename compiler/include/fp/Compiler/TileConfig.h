@@ -26,6 +26,10 @@ struct TargetArch {
   std::string name;        ///< "sm_90a"
   int computeCapability;   ///< 90
   int64_t maxSmemPerBlock; ///< opt-in dynamic shared memory per CTA, bytes
+  /// The masked_attention mainloop (the kArch template argument): 90 for
+  /// sm_90a, whose wgmma/setmaxnreg the Hopper mainloop needs; 80 (mma.sync)
+  /// for everything else, plain sm_90 included.
+  int attentionMainloop = 80;
 };
 
 /// Parses "sm_80", "sm_86", "sm_89", "sm_90", "sm_90a"; nullopt otherwise.
@@ -51,6 +55,7 @@ struct AttentionTile {
 struct KernelKey {
   int computeCapability;
   int64_t headDim, blockSize, elementBytes, group;
+  int attentionMainloop = 80; ///< TargetArch::attentionMainloop
 };
 
 PoolTile defaultPoolTile(const KernelKey &key);

@@ -67,6 +67,8 @@ struct CudaDriverApi {
   decltype(&::cuEventRecord) eventRecord = nullptr;
   decltype(&::cuEventSynchronize) eventSynchronize = nullptr;
   decltype(&::cuEventElapsedTime) eventElapsedTime = nullptr;
+  // TMA descriptors for the sm_90a attention kernel (attention_tma.h).
+  decltype(&::cuTensorMapEncodeTiled) tensorMapEncodeTiled = nullptr;
 };
 
 /// What the runtime needs to know about one device.
