@@ -55,6 +55,7 @@ if(FP_ENABLE_COMPILER)
     SOURCES ${FP_FUZZ_DIR}/fuzz_manifest.cpp
       ${PROJECT_SOURCE_DIR}/runtime/api/Plan.cpp
       ${PROJECT_SOURCE_DIR}/runtime/api/CpuPlan.cpp
+      ${PROJECT_SOURCE_DIR}/runtime/api/CostModel.cpp
     LIBS FPRuntimeCore FPReference FPCompiler)
   target_include_directories(fp-fuzz-manifest PRIVATE
     ${PROJECT_SOURCE_DIR}/runtime/api)

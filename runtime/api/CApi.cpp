@@ -77,6 +77,7 @@ void fp_params_init(fp_params_t *params) {
   params->last_n = FP_DEFAULT_LAST_N;
   params->min_budget = FP_DEFAULT_MIN_BUDGET;
   params->threshold_kind = 0;
+  params->dense_below_tokens = FP_DENSE_BELOW_AUTO;
 }
 
 fp_status_t fp_plan_create(const fp_plan_spec_t *spec, fp_plan_t **plan) {
@@ -103,6 +104,12 @@ size_t fp_plan_workspace_bytes(const fp_plan_t *plan, int64_t batch,
   if (!plan)
     return report(nullPlan()), 0;
   return bytesOrZero(plan->plan->workspaceBytes(batch, seq_len));
+}
+
+int64_t fp_plan_dense_below_tokens(const fp_plan_t *plan) {
+  if (!plan)
+    return report(nullPlan()), -1;
+  return plan->plan->info().denseBelowTokens;
 }
 
 size_t fp_plan_select_workspace_bytes(const fp_plan_t *plan, int64_t batch,

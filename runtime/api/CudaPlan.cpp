@@ -8,6 +8,7 @@
 // stream: no allocation, no synchronization (CUDA-graph capturable).
 //
 //===----------------------------------------------------------------------===//
+#include "CostModel.h"
 #include "PlanBackends.h"
 
 #include "flashprefill/runtime/attention_tma.h"
@@ -202,6 +203,9 @@ public:
                         "): " + generated.status().message());
     info_.codegenSeconds = secondsSince(codegenStart);
 
+    info_.denseBelowTokens = denseBreakEvenTokens(
+        densityPoints(kernelSpec), spec_.block_size, spec_.max_seq_len);
+
     // 2. Compile or fetch from the kernel cache.
     rt::CompileRequest request;
     request.source = generated->source;
@@ -358,6 +362,31 @@ private:
   float scaleOf(const fp_params_t &params) const {
     return params.scale > 0 ? params.scale
                             : 1.0f / std::sqrt(float(spec_.head_dim));
+  }
+
+  /// fp-tune's measured densities for this arch and block size (user
+  /// database first, then the shipped ones), one point per length bucket.
+  DensityPoints densityPoints(const codegen::KernelSpec &kernelSpec) const {
+    std::map<int64_t, std::pair<double, int>> sums; // bucket -> (sum, n)
+    auto collect = [&](const tuning::TuningDatabase &db) {
+      for (const tuning::TuningEntry &e : db.entries())
+        if (e.key.arch == kernelSpec.arch &&
+            e.key.blockSize == spec_.block_size && e.density > 0 &&
+            e.density <= 1) {
+          auto &[sum, n] = sums[e.key.lengthBucket];
+          sum += e.density;
+          ++n;
+        }
+    };
+    if (tuning_.useTuningDatabase) {
+      collect(tuning::TuningDatabase::load(kernelSpec.tuningDb));
+      if (sums.empty())
+        collect(tuning::builtinDatabase());
+    }
+    DensityPoints points;
+    for (const auto &[bucket, sumCount] : sums)
+      points.emplace_back(bucket, sumCount.first / sumCount.second);
+    return points;
   }
 
   Status runSelect(const Problem &problem, const fp_tensor_t &q,

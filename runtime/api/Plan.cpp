@@ -30,6 +30,9 @@ size_t alignUp(size_t bytes) { return (bytes + 255) & ~size_t(255); }
 /// against v1 pass at least this.
 constexpr size_t kParamsV1Size = offsetof(fp_params_t, max_seqlen_k) +
                                  sizeof(((fp_params_t *)nullptr)->max_seqlen_k);
+/// Version 2 appended dense_below_tokens.
+constexpr size_t kParamsV2Size =
+    offsetof(fp_params_t, dense_below_tokens) + sizeof(int64_t);
 constexpr size_t kSpecV1Size =
     offsetof(fp_plan_spec_t, max_workspace_bytes) + sizeof(uint64_t);
 
@@ -73,6 +76,12 @@ Status validateParams(const fp_params_t *params) {
     return invalidArgument("params.scale: expected a finite value (<= 0 for "
                            "1/sqrt(head_dim)), got " +
                            std::to_string(params->scale));
+  if (params->struct_size >= kParamsV2Size &&
+      params->dense_below_tokens < FP_DENSE_BELOW_AUTO)
+    return invalidArgument("params.dense_below_tokens: expected -1 "
+                           "(FP_DENSE_BELOW_AUTO), 0 (never) or a token "
+                           "count, got " +
+                           str(params->dense_below_tokens));
   if (params->cu_seqlens_q || params->cu_seqlens_k ||
       params->max_seqlen_q != 0 || params->max_seqlen_k != 0)
     return unsupported("params.cu_seqlens_q / cu_seqlens_k / max_seqlen_q / "
@@ -393,9 +402,20 @@ Status Plan::prefill(const fp_tensor_t *q, const fp_tensor_t *k,
   fp_mask_t mask{reinterpret_cast<int32_t *>(base + l.counts),
                  reinterpret_cast<int32_t *>(base + l.ids), problem->batch,
                  spec_.num_q_heads, problem->numBlocks};
+  // Short prompts: the cost model (or the caller) says dense attention is
+  // faster than scoring; alpha = 0 keeps every causal block and lets
+  // discovery skip the scoring entirely.
+  const int64_t denseBelow = params->struct_size >= kParamsV2Size &&
+                                     params->dense_below_tokens !=
+                                         FP_DENSE_BELOW_AUTO
+                                 ? params->dense_below_tokens
+                                 : info_.denseBelowTokens;
+  fp_params_t effective = *params;
+  if (problem->seqLen < denseBelow)
+    effective.alpha = 0.0f;
   FP_RETURN_IF_ERROR(
-      runSelect(*problem, *q, *k, *params, mask, workspace, stream));
-  return runAttend(*problem, *q, *k, *v, mask, *out, *params, stream);
+      runSelect(*problem, *q, *k, effective, mask, workspace, stream));
+  return runAttend(*problem, *q, *k, *v, mask, *out, effective, stream);
 }
 
 } // namespace fp

@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <thread>
 
@@ -127,6 +128,86 @@ TEST_F(ApiTest, PrefillMatchesReference) {
   ASSERT_EQ(fp_attend(plan, &q, &k, &v, &mask, &out2, &params, nullptr), FP_OK)
       << fp_last_error();
   EXPECT_EQ(separate, outData);
+}
+
+// The short-prompt fall-back: dense_below_tokens above the length makes
+// prefill() keep every causal block (the reference with alpha = 0), 0 keeps
+// the rule's mask, and the CPU plan's cost model never falls back.
+TEST_F(ApiTest, DenseBelowTokensSwitchesPrefillToDense) {
+  EXPECT_EQ(fp_plan_dense_below_tokens(plan), 0);
+  fp::ref::TensorView qv{
+      inputs.q.data(), fp::DType::kBF16, kBatch, kSeq, kQHeads, kDim,
+      q.strides[0],    q.strides[1],     kDim};
+  fp::ref::TensorView kv{
+      inputs.k.data(), fp::DType::kBF16, kBatch, kSeq, kKvHeads, kDim,
+      k.strides[0],    k.strides[1],     kDim};
+  fp::ref::TensorView vv{
+      inputs.v.data(), fp::DType::kBF16, kBatch, kSeq, kKvHeads, kDim,
+      v.strides[0],    v.strides[1],     kDim};
+  // A strict rule on these 5-block rows, so the mask is really sparse.
+  params.alpha = 0.9f;
+  params.sink = 0;
+  params.window = 1;
+  params.last_n = 0;
+  fp::ref::Options sparse;
+  sparse.blockSize = kBlock;
+  sparse.alpha = params.alpha;
+  sparse.sink = params.sink;
+  sparse.window = params.window;
+  sparse.lastN = params.last_n;
+  fp::ref::Options dense = sparse;
+  dense.alpha = 0.0f;
+  auto sparseRef = fp::ref::prefill(qv, kv, vv, sparse);
+  auto denseRef = fp::ref::prefill(qv, kv, vv, dense);
+  ASSERT_TRUE(sparseRef.isOk() && denseRef.isOk());
+  // The inputs must make the two differ, or the test proves nothing.
+  ASSERT_LT(sparseRef->mask.keptBlocks(), denseRef->mask.keptBlocks());
+
+  params.dense_below_tokens = kSeq + 1;
+  ASSERT_EQ(prefill(), FP_OK) << fp_last_error();
+  EXPECT_EQ(outData, denseRef->attention.out.storage());
+  params.dense_below_tokens = kSeq; // not below: the rule's mask
+  ASSERT_EQ(prefill(), FP_OK) << fp_last_error();
+  EXPECT_EQ(outData, sparseRef->attention.out.storage());
+  params.dense_below_tokens = FP_DENSE_BELOW_AUTO; // CPU plan: never
+  ASSERT_EQ(prefill(), FP_OK) << fp_last_error();
+  EXPECT_EQ(outData, sparseRef->attention.out.storage());
+
+  // fp_select ignores it: the mask API always follows the rule.
+  params.dense_below_tokens = kSeq + 1;
+  size_t selectBytes = fp_plan_select_workspace_bytes(plan, kBatch, kSeq);
+  ASSERT_EQ(fp_select(plan, &q, &k, &params, &mask, workspace.data(),
+                      selectBytes, nullptr),
+            FP_OK)
+      << fp_last_error();
+  EXPECT_EQ(counts, sparseRef->mask.counts);
+
+  params.dense_below_tokens = -2;
+  std::fill(outData.begin(), outData.end(), uint16_t(0x7777)); // the fill expectRejected checks
+  expectRejected(prefill(), FP_ERROR_INVALID_ARGUMENT,
+                 "params.dense_below_tokens: expected -1 (FP_DENSE_BELOW_AUTO)");
+  EXPECT_EQ(fp_plan_dense_below_tokens(nullptr), -1);
+}
+
+// A version-1 caller (struct_size without dense_below_tokens) gets AUTO.
+TEST_F(ApiTest, VersionOneParamsGetTheCostModel) {
+  params.struct_size = offsetof(fp_params_t, dense_below_tokens);
+  params.dense_below_tokens = 1 << 30; // past struct_size: never read
+  ASSERT_EQ(prefill(), FP_OK) << fp_last_error();
+  fp::ref::TensorView qv{
+      inputs.q.data(), fp::DType::kBF16, kBatch, kSeq, kQHeads, kDim,
+      q.strides[0],    q.strides[1],     kDim};
+  fp::ref::TensorView kv{
+      inputs.k.data(), fp::DType::kBF16, kBatch, kSeq, kKvHeads, kDim,
+      k.strides[0],    k.strides[1],     kDim};
+  fp::ref::TensorView vv{
+      inputs.v.data(), fp::DType::kBF16, kBatch, kSeq, kKvHeads, kDim,
+      v.strides[0],    v.strides[1],     kDim};
+  fp::ref::Options options;
+  options.blockSize = kBlock;
+  auto reference = fp::ref::prefill(qv, kv, vv, options);
+  ASSERT_TRUE(reference.isOk());
+  EXPECT_EQ(outData, reference->attention.out.storage());
 }
 
 // Strided views into one packed QKV buffer work like separate tensors.

@@ -93,7 +93,16 @@ typedef struct fp_params {
   const int32_t *cu_seqlens_q;
   const int32_t *cu_seqlens_k;
   int64_t max_seqlen_q, max_seqlen_k;
+  /* Version 2. fp_prefill() only (fp_select / fp_attend always follow the
+   * rule): below this many tokens it keeps every causal block (dense
+   * attention) because scoring would cost more than it saves.
+   * FP_DENSE_BELOW_AUTO (-1, the default) = the plan's cost model
+   * (fp_plan_dense_below_tokens); 0 = never; callers built against version 1
+   * get AUTO. */
+  int64_t dense_below_tokens;
 } fp_params_t;
+
+#define FP_DENSE_BELOW_AUTO (-1)
 
 /* A [b, s, h, d] tensor view: element strides, strides[3] must be 1. */
 typedef struct fp_tensor {
@@ -130,6 +139,13 @@ size_t fp_plan_select_workspace_bytes(const fp_plan_t *plan, int64_t batch,
 /* Bytes of the mask alone (counts + ids), for callers that keep it. */
 size_t fp_plan_mask_bytes(const fp_plan_t *plan, int64_t batch,
                           int64_t seq_len);
+
+/* The plan's short-prompt break-even (cost model, see fp_params_t
+ * dense_below_tokens): fp_prefill() with FP_DENSE_BELOW_AUTO runs dense
+ * attention below this many tokens; 0 = never (always on the CPU
+ * reference, and on the GPU when no density measurement is known for the
+ * plan's arch and block size). -1 with plan == NULL. */
+int64_t fp_plan_dense_below_tokens(const fp_plan_t *plan);
 
 /* Finds the kept blocks: writes `mask`. */
 fp_status_t fp_select(const fp_plan_t *plan, const fp_tensor_t *q,

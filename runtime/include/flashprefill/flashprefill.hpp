@@ -26,6 +26,9 @@ struct PlanInfo {
   std::string kernelOrigin; ///< "compiled", "memory cache", "disk cache"
   std::string attentionKernel, discoveryKernel; ///< entry names (tiles)
   double codegenSeconds = 0, compileSeconds = 0, totalSeconds = 0;
+  /// prefill() with FP_DENSE_BELOW_AUTO runs dense attention below this
+  /// many tokens (runtime/api/CostModel.h); 0 = never.
+  int64_t denseBelowTokens = 0;
 };
 
 /// Kernel tile choice beyond the spec (fp-tune, experiments). By default a
