@@ -104,7 +104,7 @@ int64_t mlir::fp::attentionSmemBytes(const KernelKey &key,
   int64_t tiles =
       (t.blockM + 2 * t.stages * t.blockN) * key.headDim * key.elementBytes;
   if (key.attentionMainloop == 90) // AttentionMainloopSm90::kSmemBytes
-    return 1024 + tiles + 8 * (1 + 3 * t.stages);
+    return 1024 + tiles + 8 * (1 + 4 * t.stages);
   return tiles;
 }
 

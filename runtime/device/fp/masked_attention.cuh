@@ -63,7 +63,7 @@ struct AttentionTraits {
   /// Dynamic shared memory in bytes (sizeof(Element) == 2):
   ///   sm80: (kBlockM + 2 * kNumStages * kBlockN) * kHeadDim * 2
   ///   sm90: 1024 + (kBlockM + 2 * kNumStages * kBlockN) * kHeadDim * 2
-  ///         + 8 * (1 + 3 * kNumStages)
+  ///         + 8 * (1 + 4 * kNumStages)
   static constexpr int kSmemBytes = Mainloop::kSmemBytes;
 };
 
