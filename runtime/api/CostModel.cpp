@@ -46,7 +46,9 @@ int64_t denseBreakEvenTokens(const DensityPoints &points, int64_t blockSize,
   if (!any || blockSize <= 0 || maxSeqLen <= 0)
     return 0;
   for (int64_t length = blockSize; length <= maxSeqLen; length += blockSize)
-    if (expectedDensity(points, length) < 1.0 - discoveryToDenseRatio(length))
+    if (expectedDensity(points, length) / kSparseAttentionEfficiency +
+            discoveryToDenseRatio(length) <
+        1.0)
       return length == blockSize ? 0 : length;
   return maxSeqLen + 1;
 }

@@ -6,20 +6,24 @@
 ///
 /// \file
 /// The short-prompt fall-back (DESIGN.md section 3: never slower than dense).
-/// Sparse prefill costs discovery plus the kept fraction of dense attention:
-///   T_sparse(L) = T_disc(L) + rho(L) * T_dense(L)
-/// so dense wins iff rho(L) >= 1 - r(L), r(L) = T_disc(L) / T_dense(L).
+/// Sparse prefill costs discovery plus the kept fraction of dense attention,
+/// which short prompts run at a lower rate than the dense kernel:
+///   T_sparse(L) = T_disc(L) + rho(L) / eta * T_dense(L)
+/// so dense wins iff rho(L) / eta + r(L) >= 1, r(L) = T_disc(L) / T_dense(L).
 ///
 /// rho(L), the expected density of the rule's mask, comes from fp-tune's
 /// measurements on the structured generator (the `density` of tuning
-/// database entries for the plan's key, one per length bucket), interpolated
-/// linearly in log(L) / log(rho) and extrapolated with the nearest segment's
-/// slope. r(L) is calibrated on one H100 (sm_90a kernels, bf16, d 128,
-/// B 128, h_q 32, h_kv 8; bench/dev/NOTES.md): pool + discovery over dense
-/// attention was 0.115 at 4K, 0.038 at 16K and 0.018 at 64K, fitted by
-///   r(L) = 0.017 + 400 / L.
-/// With the shipped H100 densities (0.48 at 4K, 0.24 at 16K, 0.11 at 64K)
-/// the break-even is about 1.5K tokens.
+/// database entries for the plan's arch and block size, one per length
+/// bucket), interpolated linearly in log(L) / log(rho) and extrapolated with
+/// the nearest segment's slope. r(L) and eta are calibrated on one H100
+/// (sm_90a kernels, bf16, d 128, B 128, h_q 32, h_kv 8; bench/RESULTS.md):
+/// pool + discovery over dense attention was 0.227 at 2K, 0.095 at 4K, 0.038
+/// at 16K and 0.018 at 64K, fitted by r(L) = 0.017 + 400 / L; kept-block
+/// attention ran at eta = 0.86 / 0.73 / 0.70 of the dense kernel's rate at
+/// 2K / 4K / 8K (fewer, shorter CTAs), taken as 0.75. Measured there: dense
+/// faster at 2K (sparse total 0.110 ms vs 0.100), sparse faster at 4K (0.215
+/// vs 0.286); with the shipped H100 densities the model's break-even is
+/// 2688 tokens.
 ///
 //===----------------------------------------------------------------------===//
 #ifndef FLASHPREFILL_API_COSTMODEL_H
@@ -40,9 +44,12 @@ double expectedDensity(const DensityPoints &points, int64_t seqLen);
 /// Discovery-to-dense-attention time ratio r(L) (see the file comment).
 double discoveryToDenseRatio(int64_t seqLen);
 
+/// Rate of kept-block attention relative to dense at short lengths (eta).
+inline constexpr double kSparseAttentionEfficiency = 0.75;
+
 /// The length below which dense attention is predicted faster: the smallest
 /// multiple of `blockSize` in [blockSize, maxSeqLen] where
-/// rho(L) < 1 - r(L), or 0 when sparse already wins at one block, or
+/// rho(L) / eta + r(L) < 1, or 0 when sparse already wins at one block, or
 /// maxSeqLen + 1 when dense wins up to maxSeqLen. Without points: 0 (no
 /// basis for a prediction, never fall back).
 int64_t denseBreakEvenTokens(const DensityPoints &points, int64_t blockSize,
