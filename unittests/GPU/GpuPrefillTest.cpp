@@ -462,6 +462,19 @@ TEST(GpuModeTest, MisalignedDeviceTensorsAreRejected) {
   EXPECT_NE(status.message().find("k.strides[1]: expected a multiple of 8"),
             std::string::npos)
       << status.toString();
+  p.kt.strides[1] = p.vt.strides[1];
+
+  // A broadcast (stride 0 over more than one position) cannot be described
+  // by a TMA tensor map: the sm_90a kernel names the argument instead.
+  p.vt.strides[2] = 0;
+  status = p.run(*plan, params, nullptr);
+  if (plan->info().arch == "sm_90a")
+    EXPECT_NE(status.message().find("v.strides[2]: expected > 0 for the sm_90a (TMA) "
+                                    "attention kernel when the dimension has extent 4, got 0"),
+              std::string::npos)
+        << status.toString();
+  else
+    EXPECT_TRUE(status.isOk()) << status.toString();
 }
 
 } // namespace
