@@ -56,6 +56,12 @@
 ///   256  64  | 128     | 32    4     100   | 64     32     4     2      | 98304  246/255
 ///   256  128 | 128     | 32    4     128   | 64     32     4     2      | 98304  246/255
 ///
+/// sm_90a (kArch 90, the wgmma/TMA mainloop) uses its own attention tiles:
+/// BlockM = B, BlockN = B (64 at d = 256, B = 128), warps 4 * (BlockM / 64 + 1),
+/// 2 stages; shared memory 1024 + (BlockM + 4 BlockN) d 2 + 8 (1 + 4 stages)
+/// (165 KB at d = 128, B = 128); 168 registers at entry (setmaxnreg gives the
+/// consumers 240), no spills (KernelCompileTest checks every one).
+///
 /// Pool: 32-34 registers, 4 KB static shared memory. Discovery dynamic smem =
 /// kSmemBaseBytes + 8 * num_blocks (DiscoveryTraits), e.g. 67776 + 8 nb at
 /// d = 128, B = 128. Dense causal attention on one H100 (bf16, h_q 32,
