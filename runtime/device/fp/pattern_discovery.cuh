@@ -16,10 +16,12 @@
 ///   visible(r,j): r < L and r >= min((j+1)B, L) - 1, j <= I
 ///   M = max over visible (r,j);  E[j] = sum_r visible exp(s[r,j] - M)
 ///   score[j] = E[j] / (sum_j E[j] + 1e-9)
-/// computed online over chunks of kKeyChunk key blocks: chunk c stores
-/// E_c[j] = sum exp(s - m_c) with m_c the running maximum after chunk c, and
-/// the end rescales by exp(m_c - M). One GEMM pass; the exponentials run in
-/// base 2 on log2(e)-prescaled scores (same values, cheaper instruction).
+/// computed over chunks of kKeyChunk key blocks: chunk c stores
+/// E_c[j] = sum exp(s - m_c) with m_c the maximum within chunk c (each warp
+/// sums relative to its own maximum, then the warps' sums are rescaled to
+/// m_c), and the end rescales by exp(m_c - M). One GEMM pass; the
+/// exponentials run in base 2 on log2(e)-prescaled scores (same values,
+/// cheaper instruction).
 ///
 /// Threshold (keep j <= I iff any): score >= t with t = alpha * max
 /// (relative_max) or alpha * max + (1 - alpha) * min (min_max, over the
@@ -294,14 +296,21 @@ __device__ void pattern_discovery(const FpDiscoveryParams &params) {
           acc[mt][nt][i] = v;
           local_max = fmaxf(local_max, v);
         }
-    const float chunk_max = block_reduce<kNumWarps>(local_max, s_scratch, MaxOp());
-    const float new_max = fmaxf(run_max, chunk_max);
-    // No visible score yet (cannot happen for a non-empty block row, but
-    // never let -inf - -inf produce NaN): every exp below is then 0.
-    const float offset = new_max == neg_inf() ? 0.f : new_max;
+    // Each warp sums exp2(s - m_w) with m_w its own maximum over this chunk
+    // (a warp reduction, no CTA barrier); the combine below rescales the
+    // warps' partial sums to the chunk maximum. A CTA-wide max before the
+    // exponentials cost two extra barriers per chunk; ncu at 64K showed the
+    // loop latency-bound on them (issue slots 53%, 7.4 cycles per issue).
+    float warp_max = local_max;
+#pragma unroll
+    for (int m = 16; m >= 1; m >>= 1)
+      warp_max = fmaxf(warp_max, __shfl_xor_sync(0xffffffffu, warp_max, m));
+    // A warp that sees no visible score in this chunk contributes 0; never
+    // let -inf - -inf produce NaN.
+    const float offset = warp_max == neg_inf() ? 0.f : warp_max;
 
-    // Column sums of exp2(s - m): this lane's rows, then the 8 lanes that
-    // share a column (xor over the row bits of the lane id), then the warps.
+    // Column sums of exp2(s - m_w): this lane's rows, then the 8 lanes that
+    // share a column (xor over the row bits of the lane id).
 #pragma unroll
     for (int nt = 0; nt < kNTiles; ++nt)
 #pragma unroll
@@ -316,20 +325,34 @@ __device__ void pattern_discovery(const FpDiscoveryParams &params) {
         if (quad_row == 0)
           s_partial[warp * kKeyChunk + nt * 8 + quad_col * 2 + c] = e;
       }
+    if (lane == 0)
+      s_scratch[warp] = warp_max;
     __syncthreads();
+    // Chunk maximum and the warps' rescale factors (every thread, from
+    // shared memory: the next writes to s_partial / s_scratch come after the
+    // next chunk's barrier).
+    float chunk_max = neg_inf();
+#pragma unroll
+    for (int w = 0; w < kNumWarps; ++w)
+      chunk_max = fmaxf(chunk_max, s_scratch[w]);
     for (int col = threadIdx.x; col < kKeyChunk; col += kNumThreads) {
       const int j = chunk * kKeyChunk + col;
       if (j < num_scored) {
         float e = 0.f;
 #pragma unroll
-        for (int w = 0; w < kNumWarps; ++w)
-          e += s_partial[w * kKeyChunk + col];
+        for (int w = 0; w < kNumWarps; ++w) {
+          const float m_w = s_scratch[w];
+          if (m_w != neg_inf())
+            e += s_partial[w * kKeyChunk + col] * fast_exp2(m_w - chunk_max);
+        }
         s_score[j] = e;
       }
     }
+    // E of this chunk is relative to its own maximum; the tail rescales
+    // every chunk to the final maximum.
     if (threadIdx.x == 0)
-      s_chunk_max[chunk] = new_max;
-    run_max = new_max;
+      s_chunk_max[chunk] = chunk_max;
+    run_max = fmaxf(run_max, chunk_max);
   }
   __syncthreads();
 
