@@ -126,6 +126,8 @@ class Params(ctypes.Structure):
         ("cu_seqlens_k", ctypes.c_void_p),
         ("max_seqlen_q", ctypes.c_int64),
         ("max_seqlen_k", ctypes.c_int64),
+        # Version 2.
+        ("dense_below_tokens", ctypes.c_int64),
     ]
 
 
@@ -205,6 +207,7 @@ def _declare(cdll: ctypes.CDLL) -> None:
         "fp_plan_workspace_bytes": (sz, [PlanHandle, i64, i64]),
         "fp_plan_select_workspace_bytes": (sz, [PlanHandle, i64, i64]),
         "fp_plan_mask_bytes": (sz, [PlanHandle, i64, i64]),
+        "fp_plan_dense_below_tokens": (i64, [PlanHandle]),
         "fp_select": (status, [PlanHandle, tensor_p, tensor_p, params_p, mask_p, vp, sz, vp]),
         "fp_attend": (status, [PlanHandle, tensor_p, tensor_p, tensor_p, mask_p, tensor_p, params_p, vp]),
         "fp_prefill": (status, [PlanHandle, tensor_p, tensor_p, tensor_p, tensor_p, params_p, vp, sz, vp]),

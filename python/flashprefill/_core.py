@@ -289,7 +289,8 @@ _params_template: Optional[bytes] = None
 
 
 def make_params(*, alpha=None, sink=None, window=None, last_n=None, min_budget=None,
-                threshold=None, scale=None, lse=0, kept_counter=0) -> _capi.Params:
+                threshold=None, scale=None, lse=0, kept_counter=0,
+                dense_below_tokens=None) -> _capi.Params:
     """An ``fp_params_t``: the library's defaults (``fp_params_init``) with
     the given values set. Range checks are the library's, so its messages
     (``params.alpha: ...``) reach the caller unchanged."""
@@ -320,6 +321,11 @@ def make_params(*, alpha=None, sink=None, window=None, last_n=None, min_budget=N
                 f"scale: expected a positive finite number, or None for 1/sqrt(head_dim), got {scale!r}"
             )
         p.scale = float(scale)
+    if dense_below_tokens is not None:
+        if isinstance(dense_below_tokens, bool) or not isinstance(dense_below_tokens, numbers.Integral):
+            raise invalid("params.dense_below_tokens: expected an int (-1 = the plan's cost "
+                          f"model, 0 = never), got {dense_below_tokens!r}")
+        p.dense_below_tokens = int(dense_below_tokens)
     p.lse = lse or None
     p.kept_counter = kept_counter or None
     return p
@@ -585,6 +591,13 @@ class Plan:
         """Bytes of one mask (counts + ids)."""
         return self._bytes(self._lib.fp_plan_mask_bytes, batch, seq_len)
 
+    @property
+    def dense_below_tokens(self) -> int:
+        """The cost model's short-prompt break-even: :meth:`prefill` runs
+        dense attention below this many tokens by default (0 = never; always
+        0 on the CPU)."""
+        return int(self._lib.fp_plan_dense_below_tokens(self._live()))
+
     def empty_workspace(self, batch: int, seq_len: int, *, select_only: bool = False):
         """A workspace for (batch, seq_len): a uint8 torch tensor on the
         plan's GPU, or a numpy array for a CPU plan."""
@@ -753,10 +766,13 @@ class Plan:
     def prefill(self, q, k, v, *, alpha=None, sink=None, window=None, last_n=None,
                 min_budget=None, threshold=None, scale=None, out=None, lse=None,
                 return_lse: bool = False, workspace=None, kept_counter=None,
-                layout: str = "bshd", dtype=None, stream=None, _pre=None):
+                layout: str = "bshd", dtype=None, stream=None, dense_below_tokens=None,
+                _pre=None):
         """Selection then attention (``fp_prefill``), the mask living in the
         workspace (:meth:`workspace_bytes`). Returns ``out`` or
-        ``(out, lse)`` like :meth:`attend`."""
+        ``(out, lse)`` like :meth:`attend`. ``dense_below_tokens``: None or
+        -1 = the plan's cost model (:attr:`dense_below_tokens`), 0 = always
+        the rule's mask, n = dense attention below n tokens."""
         qa, ka, va, *rest = self._tokens(q, k, v, out, layout, dtype, _pre)
         (b, s, h, _), _ = _bshd(qa, layout)
         if out is None:
@@ -767,7 +783,8 @@ class Plan:
         lse, lse_ptr = self._lse(lse, return_lse, qa, b, h, s)
         params = make_params(alpha=alpha, sink=sink, window=window, last_n=last_n,
                              min_budget=min_budget, threshold=threshold, scale=scale,
-                             lse=lse_ptr, kept_counter=self._counter(kept_counter, qa))
+                             lse=lse_ptr, kept_counter=self._counter(kept_counter, qa),
+                             dense_below_tokens=dense_below_tokens)
         needed = self._bytes_or_raise(self._lib.fp_plan_workspace_bytes, b, s, layout)
         ws, ws_ptr, ws_bytes = self._workspace(workspace, qa, needed)
         status = self._lib.fp_prefill(self._live(), c_tensor(qa, layout), c_tensor(ka, layout),

@@ -87,6 +87,23 @@ def test_prefill_is_select_then_attend_bitwise(rng):
     np.testing.assert_array_equal(p.attend(q, k, v, (counts, ids)), out_p)
 
 
+def test_dense_below_tokens_switches_prefill_to_dense(rng):
+    q, k, v = make(rng, b=1)
+    p = flashprefill.plan(dtype="bf16", head_dim=D, num_q_heads=HQ, num_kv_heads=HKV,
+                          block_size=B, max_seq_len=SEQ, max_batch=1, device="cpu")
+    assert p.dense_below_tokens == 0  # the CPU reference never falls back by itself
+    dense = p.prefill(q, k, v, alpha=0.0)
+    sparse = p.prefill(q, k, v)
+    assert not np.array_equal(dense, sparse), "the inputs should make a selective mask"
+    np.testing.assert_array_equal(p.prefill(q, k, v, dense_below_tokens=SEQ + 1), dense)
+    np.testing.assert_array_equal(p.prefill(q, k, v, dense_below_tokens=SEQ), sparse)
+    np.testing.assert_array_equal(p.prefill(q, k, v, dense_below_tokens=-1), sparse)
+    with pytest.raises(flashprefill.FlashPrefillError, match=r"params\.dense_below_tokens: expected -1"):
+        p.prefill(q, k, v, dense_below_tokens=-2)
+    with pytest.raises(flashprefill.FlashPrefillError, match=r"params\.dense_below_tokens: expected an int"):
+        p.prefill(q, k, v, dense_below_tokens=1.5)
+
+
 def test_alpha_zero_is_dense_causal_attention(rng):
     q, k, v = make(rng, "f16", b=1)
     out = flashprefill.prefill(q, k, v, alpha=0.0, block_size=B)
