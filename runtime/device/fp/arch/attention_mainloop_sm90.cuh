@@ -141,6 +141,16 @@ struct AttentionMainloopSm90 {
     }
   }
 
+  /// TMA of one K or V sub-tile (kPanels boxes of 64 columns) into `tile`,
+  /// completing on `full_bar` with its byte count.
+  FP_DEVICE static void load_kv_tile(const FpTensorMap *map, unsigned tile, unsigned full_bar,
+                                     int k0, const AttentionWork<Element> &w) {
+    sm90::mbar_arrive_expect_tx(full_bar, kKVBytes);
+#pragma unroll
+    for (int p = 0; p < kPanels; ++p)
+      sm90::tma_load_4d(tile + p * kKVPanelBytes, map, full_bar, p * 64, k0, w.kv_head, w.batch);
+  }
+
   FP_DEVICE static void produce(const FpAttentionParams &params, const AttentionWork<Element> &w,
                                 unsigned base, const Barriers &bars) {
     const FpTensorMap *map_q = &params.tma_q;
@@ -161,20 +171,10 @@ struct AttentionMainloopSm90 {
       // the whole slot.
       if (t >= kNumStages)
         sm90::mbar_wait(bars.k_empty + 8 * slot, empty_parity);
-      const unsigned k_tile = base + kKOffset + slot * kKVBytes;
-      sm90::mbar_arrive_expect_tx(bars.k_full + 8 * slot, kKVBytes);
-#pragma unroll
-      for (int p = 0; p < kPanels; ++p)
-        sm90::tma_load_4d(k_tile + p * kKVPanelBytes, map_k, bars.k_full + 8 * slot, p * 64, k0,
-                          w.kv_head, w.batch);
+      load_kv_tile(map_k, base + kKOffset + slot * kKVBytes, bars.k_full + 8 * slot, k0, w);
       if (kOverlapSoftmaxWithPV && t >= kNumStages)
         sm90::mbar_wait(bars.v_empty + 8 * slot, empty_parity);
-      const unsigned v_tile = base + kVOffset + slot * kKVBytes;
-      sm90::mbar_arrive_expect_tx(bars.v_full + 8 * slot, kKVBytes);
-#pragma unroll
-      for (int p = 0; p < kPanels; ++p)
-        sm90::tma_load_4d(v_tile + p * kKVPanelBytes, map_v, bars.v_full + 8 * slot, p * 64, k0,
-                          w.kv_head, w.batch);
+      load_kv_tile(map_v, base + kVOffset + slot * kKVBytes, bars.v_full + 8 * slot, k0, w);
       if (++slot == kNumStages) {
         slot = 0;
         empty_parity ^= 1;
@@ -244,6 +244,17 @@ struct AttentionMainloopSm90 {
           sum += p;
         }
       row_sum[h] = row_sum[h] * correction[h] + sum;
+    }
+  }
+
+  /// O *= the rows' softmax corrections ([0]: row g, [1]: row g + 8).
+  FP_DEVICE static void rescale_o(float (&acc_o)[kOAccum], const float (&correction)[2]) {
+#pragma unroll
+    for (int nt = 0; nt < kOTiles; ++nt) {
+      acc_o[nt * 4 + 0] *= correction[0];
+      acc_o[nt * 4 + 1] *= correction[0];
+      acc_o[nt * 4 + 2] *= correction[1];
+      acc_o[nt * 4 + 3] *= correction[1];
     }
   }
 
@@ -326,13 +337,7 @@ struct AttentionMainloopSm90 {
       sm90::wgmma_wait<0>();
       sm90::fence_registers(acc_o);
       release(bars.v_empty + 8 * prev_slot, lane);
-#pragma unroll
-      for (int nt = 0; nt < kOTiles; ++nt) {
-        acc_o[nt * 4 + 0] *= correction[0];
-        acc_o[nt * 4 + 1] *= correction[0];
-        acc_o[nt * 4 + 2] *= correction[1];
-        acc_o[nt * 4 + 3] *= correction[1];
-      }
+      rescale_o(acc_o, correction);
       pack_p(acc_s, p_frag);
 
       prev_slot = slot;
@@ -373,13 +378,7 @@ struct AttentionMainloopSm90 {
       float correction[2];
       softmax(acc_s, row_max, row_sum, correction, w, k0, wg_row0, warp_row0,
               quad_row, quad_col);
-#pragma unroll
-      for (int nt = 0; nt < kOTiles; ++nt) {
-        acc_o[nt * 4 + 0] *= correction[0];
-        acc_o[nt * 4 + 1] *= correction[0];
-        acc_o[nt * 4 + 2] *= correction[1];
-        acc_o[nt * 4 + 3] *= correction[1];
-      }
+      rescale_o(acc_o, correction);
       // Packed before the fence: a register written between two wgmma of
       // one group makes ptxas insert a warpgroup.arrive before each (C7519).
       unsigned p_frag[kBlockN / 16][4];
