@@ -65,6 +65,17 @@ protected:
   }
   void TearDown() override { fp_plan_destroy(plan); }
 
+  /// The CPU oracle on this fixture's inputs.
+  fp::StatusOr<fp::ref::PrefillOutput> referencePrefill(const fp::ref::Options &options) const {
+    fp::ref::TensorView qv{inputs.q.data(), fp::DType::kBF16, kBatch, kSeq, kQHeads, kDim,
+                           q.strides[0],    q.strides[1],     kDim};
+    fp::ref::TensorView kv{inputs.k.data(), fp::DType::kBF16, kBatch, kSeq, kKvHeads, kDim,
+                           k.strides[0],    k.strides[1],     kDim};
+    fp::ref::TensorView vv{inputs.v.data(), fp::DType::kBF16, kBatch, kSeq, kKvHeads, kDim,
+                           v.strides[0],    v.strides[1],     kDim};
+    return fp::ref::prefill(qv, kv, vv, options);
+  }
+
   fp_status_t prefill() {
     return fp_prefill(plan, &q, &k, &v, &out, &params, workspace.data(),
                       workspaceBytes, nullptr);
@@ -98,18 +109,9 @@ TEST_F(ApiTest, PrefillMatchesReference) {
   std::vector<float> lse(kBatch * kQHeads * kSeq);
   params.lse = lse.data();
   ASSERT_EQ(prefill(), FP_OK) << fp_last_error();
-  fp::ref::TensorView qv{
-      inputs.q.data(), fp::DType::kBF16, kBatch, kSeq, kQHeads, kDim,
-      q.strides[0],    q.strides[1],     kDim};
-  fp::ref::TensorView kv{
-      inputs.k.data(), fp::DType::kBF16, kBatch, kSeq, kKvHeads, kDim,
-      k.strides[0],    k.strides[1],     kDim};
-  fp::ref::TensorView vv{
-      inputs.v.data(), fp::DType::kBF16, kBatch, kSeq, kKvHeads, kDim,
-      v.strides[0],    v.strides[1],     kDim};
   fp::ref::Options options;
   options.blockSize = kBlock;
-  auto reference = fp::ref::prefill(qv, kv, vv, options);
+  auto reference = referencePrefill(options);
   ASSERT_TRUE(reference.isOk());
   EXPECT_EQ(outData, reference->attention.out.storage());
   EXPECT_EQ(lse, reference->attention.lse);
@@ -135,15 +137,6 @@ TEST_F(ApiTest, PrefillMatchesReference) {
 // the rule's mask, and the CPU plan's cost model never falls back.
 TEST_F(ApiTest, DenseBelowTokensSwitchesPrefillToDense) {
   EXPECT_EQ(fp_plan_dense_below_tokens(plan), 0);
-  fp::ref::TensorView qv{
-      inputs.q.data(), fp::DType::kBF16, kBatch, kSeq, kQHeads, kDim,
-      q.strides[0],    q.strides[1],     kDim};
-  fp::ref::TensorView kv{
-      inputs.k.data(), fp::DType::kBF16, kBatch, kSeq, kKvHeads, kDim,
-      k.strides[0],    k.strides[1],     kDim};
-  fp::ref::TensorView vv{
-      inputs.v.data(), fp::DType::kBF16, kBatch, kSeq, kKvHeads, kDim,
-      v.strides[0],    v.strides[1],     kDim};
   // A strict rule on these 5-block rows, so the mask is really sparse.
   params.alpha = 0.9f;
   params.sink = 0;
@@ -157,8 +150,8 @@ TEST_F(ApiTest, DenseBelowTokensSwitchesPrefillToDense) {
   sparse.lastN = params.last_n;
   fp::ref::Options dense = sparse;
   dense.alpha = 0.0f;
-  auto sparseRef = fp::ref::prefill(qv, kv, vv, sparse);
-  auto denseRef = fp::ref::prefill(qv, kv, vv, dense);
+  auto sparseRef = referencePrefill(sparse);
+  auto denseRef = referencePrefill(dense);
   ASSERT_TRUE(sparseRef.isOk() && denseRef.isOk());
   // The inputs must make the two differ, or the test proves nothing.
   ASSERT_LT(sparseRef->mask.keptBlocks(), denseRef->mask.keptBlocks());
@@ -194,18 +187,9 @@ TEST_F(ApiTest, VersionOneParamsGetTheCostModel) {
   params.struct_size = offsetof(fp_params_t, dense_below_tokens);
   params.dense_below_tokens = 1 << 30; // past struct_size: never read
   ASSERT_EQ(prefill(), FP_OK) << fp_last_error();
-  fp::ref::TensorView qv{
-      inputs.q.data(), fp::DType::kBF16, kBatch, kSeq, kQHeads, kDim,
-      q.strides[0],    q.strides[1],     kDim};
-  fp::ref::TensorView kv{
-      inputs.k.data(), fp::DType::kBF16, kBatch, kSeq, kKvHeads, kDim,
-      k.strides[0],    k.strides[1],     kDim};
-  fp::ref::TensorView vv{
-      inputs.v.data(), fp::DType::kBF16, kBatch, kSeq, kKvHeads, kDim,
-      v.strides[0],    v.strides[1],     kDim};
   fp::ref::Options options;
   options.blockSize = kBlock;
-  auto reference = fp::ref::prefill(qv, kv, vv, options);
+  auto reference = referencePrefill(options);
   ASSERT_TRUE(reference.isOk());
   EXPECT_EQ(outData, reference->attention.out.storage());
 }
