@@ -36,7 +36,7 @@
 // FORCED: tile = #fp.discovery_tile<key_chunk = 32, warps = 2>
 // FORCED: tile = #fp.attention_tile<block_m = 64, block_n = 64, warps = 8, stages = 3>
 // BUILTIN: tile = #fp.discovery_tile<key_chunk = 32, warps = 4>
-// BUILTIN: tile = #fp.attention_tile<block_m = 128, block_n = 128, warps = 12, stages = 2>
+// BUILTIN: tile = #fp.attention_tile<block_m = 128, block_n = 64, warps = 12, stages = 3>
 // BADFORCE: attention-tile: expected 4 positive integers separated by 'x', got '64x64'
 // PIPELINE: fp::dev::masked_attention<__nv_bfloat16, 128, 128, 64, 64, 8, 3, 90>
 
