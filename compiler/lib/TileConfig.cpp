@@ -39,8 +39,9 @@ llvm::ArrayRef<int64_t> mlir::fp::supportedBlockSizes() {
 
 PoolTile mlir::fp::defaultPoolTile(const KernelKey &) { return {128}; }
 
-// Defaults per (head dim, block size), the same for bf16 and f16 and for
-// sm_80 and sm_90a: every one compiles without spills for both archs and
+// Defaults per (head dim, block size), the same for bf16 and f16, for the
+// mma.sync mainloop (sm_80 .. sm_89 and plain sm_90; sm_90a has its own,
+// defaultHopperAttentionTile below): every one compiles without spills and
 // fits 98304 bytes of shared memory, so sm_86/89 too (table and register
 // counts in runtime/device/fp/kernels.cuh; checked by
 // unittests/Compiler/KernelCompileTest.cpp).

@@ -22,10 +22,13 @@
 /// Element is __nv_bfloat16 or __half. Generated glue looks like
 ///
 ///   #include "fp/kernels.cuh"
-///   extern "C" __global__ void __launch_bounds__(128, 1)
-///   fp_masked_attention_bf16_d128_b128(FpAttentionParams params) {
-///     fp::dev::masked_attention<__nv_bfloat16, 128, 128, 128, 32, 4, 2, 80>(params);
+///   extern "C" __global__ void __launch_bounds__(384, 1)
+///   fp_masked_attention_bf16_d128_b128(const __grid_constant__ FpAttentionParams params) {
+///     fp::dev::masked_attention<__nv_bfloat16, 128, 128, 128, 128, 12, 2, 90>(params);
 ///   }
+///
+/// (__grid_constant__: the sm_90a mainloop hands TMA the address of the
+/// tensor maps inside the parameter struct.)
 ///
 /// Prefer __launch_bounds__(threads, 1) in the glue: with a bare
 /// __launch_bounds__(threads) ptxas may trade a few spill bytes for

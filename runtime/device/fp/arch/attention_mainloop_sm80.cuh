@@ -21,8 +21,9 @@
 /// sub-tile t + kNumStages - 1 are issued right after the barrier that frees
 /// their slot, overlapping all of sub-tile t's math.
 ///
-/// The interface (AttentionWork in, O/LSE out) is what a Hopper wgmma/TMA
-/// mainloop implements too; masked_attention picks one by kArch.
+/// The interface (AttentionWork in, O/LSE out) is what the Hopper mainloop
+/// (attention_mainloop_sm90.cuh) implements too; masked_attention picks one
+/// by kArch.
 ///
 //===----------------------------------------------------------------------===//
 #ifndef FP_DEVICE_ARCH_ATTENTION_MAINLOOP_SM80_CUH

@@ -7,9 +7,9 @@
 /// \file
 /// The sm_80 instruction layer: warp-level mma.sync m16n8k16 with fp32
 /// accumulation, ldmatrix (plain and transposed) and cp.async with zero fill.
-/// These run on every arch >= 80 (Hopper included); a Hopper wgmma/TMA path
-/// lives in its own header and is picked by the mainloop selector, so the
-/// kernels above this layer never name an instruction.
+/// These run on every arch >= 80 (Hopper included: discovery uses them
+/// there too); the Hopper wgmma/TMA layer is sm90_primitives.cuh and
+/// wgmma_sm90.cuh, picked through the mainloop selector.
 ///
 /// Fragment layouts (PTX ISA, "Matrix fragments for mma.m16n8k16"), with
 /// g = lane / 4 and t = lane % 4:
