@@ -31,19 +31,6 @@ static_assert(sizeof(FpTensorMap) == sizeof(CUtensorMap) &&
                   alignof(FpTensorMap) == alignof(CUtensorMap),
               "FpTensorMap must mirror CUtensorMap");
 
-/// Why a tensor map cannot describe a tensor, or nullptr when it can. TMA
-/// needs a 16-byte aligned base and strides that are multiples of 16 bytes
-/// below 2^40 (cuTensorMapEncodeTiled's documented limits).
-inline const char *attentionTmaUnsupportedReason(const void *base, int64_t seqStride,
-                                                 int64_t headStride, int64_t batchStride) {
-  if (reinterpret_cast<uintptr_t>(base) % 16 != 0)
-    return "base address is not 16-byte aligned";
-  for (int64_t stride : {seqStride, headStride, batchStride})
-    if (stride <= 0 || (stride * 2) % 16 != 0 || stride * 2 >= (int64_t(1) << 40))
-      return "a stride is not a positive multiple of 8 elements below 2^39";
-  return nullptr;
-}
-
 /// Encodes one map; `encode` has cuTensorMapEncodeTiled's signature.
 template <typename EncodeFn>
 CUresult encodeAttentionTensorMap(EncodeFn encode, FpTensorMap *map, CUtensorMapDataType dtype,
