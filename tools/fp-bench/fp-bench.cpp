@@ -17,6 +17,7 @@
 #include "flashprefill/reference.h"
 #include "flashprefill/runtime/cuda_driver.h"
 #include "flashprefill/structured_inputs.h"
+#include "common/CommandLine.h"
 
 #include <algorithm>
 #include <chrono>
@@ -70,21 +71,10 @@ struct Options {
 Options parse(int argc, char **argv) {
   Options o;
   fp_params_init(&o.params);
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc)
-        usage((arg + ": expected a value").c_str());
-      return argv[++i];
-    };
-    auto integer = [&]() {
-      std::string v = value();
-      char *end = nullptr;
-      long long n = std::strtoll(v.c_str(), &end, 10);
-      if (*end || v.empty())
-        usage((arg + ": expected an integer, got '" + v + "'").c_str());
-      return int64_t(n);
-    };
+  for (fp::tools::ArgCursor args(argc, argv, usage); args.next();) {
+    const std::string &arg = args.arg();
+    auto value = [&] { return args.value(); };
+    auto integer = [&] { return args.integer(); };
     if (arg == "--help" || arg == "-h")
       usage(nullptr);
     else if (arg == "--device") {
@@ -95,10 +85,7 @@ Options parse(int argc, char **argv) {
     } else if (arg == "--seq-len")
       o.lengths = {integer()};
     else if (arg == "--sweep") {
-      o.lengths.clear();
-      std::stringstream list(value());
-      for (std::string item; std::getline(list, item, ',');)
-        o.lengths.push_back(std::atoll(item.c_str()));
+      o.lengths = args.positiveList();
     } else if (arg == "--batch")
       o.batch = integer();
     else if (arg == "--q-heads")
@@ -115,7 +102,7 @@ Options parse(int argc, char **argv) {
         usage("--dtype: expected bf16 or f16");
       o.dtype = d == "bf16" ? FP_DTYPE_BF16 : FP_DTYPE_F16;
     } else if (arg == "--alpha")
-      o.params.alpha = std::strtof(value().c_str(), nullptr);
+      o.params.alpha = float(args.number());
     else if (arg == "--sink")
       o.params.sink = int32_t(integer());
     else if (arg == "--window")
@@ -129,7 +116,7 @@ Options parse(int argc, char **argv) {
     else if (arg == "--warmup")
       o.warmup = int(integer());
     else if (arg == "--repeats")
-      o.repeats = std::max<int>(1, int(integer()));
+      o.repeats = int(args.positive());
     else if (arg == "--npy")
       o.npy = value();
     else if (arg == "--json")

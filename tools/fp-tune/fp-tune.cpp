@@ -10,6 +10,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "Tuner.h"
+#include "common/CommandLine.h"
 
 #include <chrono>
 #include <cstdio>
@@ -53,21 +54,10 @@ std::vector<std::string> splitList(const std::string &text) {
 int main(int argc, char **argv) {
   tune::TuneOptions o;
   std::string dbPath = tuning::TuningDatabase::defaultPath();
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc)
-        usage((arg + ": expected a value").c_str());
-      return argv[++i];
-    };
-    auto integer = [&]() {
-      std::string v = value();
-      char *end = nullptr;
-      long n = std::strtol(v.c_str(), &end, 10);
-      if (v.empty() || *end || n <= 0)
-        usage((arg + ": expected a positive integer, got '" + v + "'").c_str());
-      return n;
-    };
+  for (fp::tools::ArgCursor args(argc, argv, usage); args.next();) {
+    const std::string &arg = args.arg();
+    auto value = [&] { return args.value(); };
+    auto integer = [&] { return args.positive(); };
     if (arg == "--help" || arg == "-h")
       usage(nullptr);
     else if (arg == "--head-dim")
@@ -84,8 +74,8 @@ int main(int argc, char **argv) {
         usage("--dtype: expected bf16 or f16");
     } else if (arg == "--buckets") {
       o.buckets.clear();
-      for (const std::string &b : splitList(value()))
-        o.buckets.push_back(tuning::lengthBucket(std::atoll(b.c_str())));
+      for (int64_t length : args.positiveList())
+        o.buckets.push_back(tuning::lengthBucket(length));
     } else if (arg == "--kernels")
       o.kernels = splitList(value());
     else if (arg == "--db")

@@ -29,4 +29,7 @@ if(FP_ENABLE_COMPILER)
   add_test(NAME fp-opt-bad-inputs
     COMMAND sh ${FP_RELIABILITY_DIR}/fp-opt-bad-inputs.sh
       $<TARGET_FILE:fp-opt> ${PROJECT_SOURCE_DIR})
+  add_test(NAME fp-tools-bad-flags
+    COMMAND sh ${FP_RELIABILITY_DIR}/tools-bad-flags.sh
+      $<TARGET_FILE:fp-bench> $<TARGET_FILE:fp-tune>)
 endif()
