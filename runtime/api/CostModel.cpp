@@ -10,14 +10,22 @@
 
 namespace fp {
 
-double expectedDensity(const DensityPoints &points, int64_t seqLen) {
+namespace {
+
+/// The usable points (positive length, density in (0, 1]), by length.
+DensityPoints usablePoints(const DensityPoints &points) {
   DensityPoints valid;
   for (const auto &[length, density] : points)
     if (length > 0 && density > 0 && density <= 1)
       valid.emplace_back(length, density);
+  std::sort(valid.begin(), valid.end());
+  return valid;
+}
+
+/// expectedDensity on points already filtered and sorted by usablePoints.
+double densityOnUsable(const DensityPoints &valid, int64_t seqLen) {
   if (valid.empty() || seqLen <= 0)
     return 1.0;
-  std::sort(valid.begin(), valid.end());
   if (valid.size() == 1)
     return valid.front().second;
   // The segment that contains seqLen, or the nearest one for extrapolation.
@@ -34,19 +42,23 @@ double expectedDensity(const DensityPoints &points, int64_t seqLen) {
   return std::clamp(std::exp(logDensity), 1e-6, 1.0);
 }
 
+} // namespace
+
+double expectedDensity(const DensityPoints &points, int64_t seqLen) {
+  return densityOnUsable(usablePoints(points), seqLen);
+}
+
 double discoveryToDenseRatio(int64_t seqLen) {
   return 0.017 + 400.0 / double(std::max<int64_t>(seqLen, 1));
 }
 
 int64_t denseBreakEvenTokens(const DensityPoints &points, int64_t blockSize,
                              int64_t maxSeqLen) {
-  bool any = false;
-  for (const auto &[length, density] : points)
-    any = any || (length > 0 && density > 0 && density <= 1);
-  if (!any || blockSize <= 0 || maxSeqLen <= 0)
+  const DensityPoints valid = usablePoints(points); // once, not per length
+  if (valid.empty() || blockSize <= 0 || maxSeqLen <= 0)
     return 0;
   for (int64_t length = blockSize; length <= maxSeqLen; length += blockSize)
-    if (expectedDensity(points, length) / kSparseAttentionEfficiency +
+    if (densityOnUsable(valid, length) / kSparseAttentionEfficiency +
             discoveryToDenseRatio(length) <
         1.0)
       return length == blockSize ? 0 : length;
