@@ -122,6 +122,18 @@ struct FPSelectTilesPass
       signalPassFailure();
   }
 
+  /// Whether a tunedConfig tile replaces the default: a forced tile always
+  /// does (if it cannot build, the check after selection reports the error);
+  /// a database tile that cannot build here (e.g. measured with another
+  /// mainloop of this arch) is skipped with a warning naming why.
+  static bool useTunedTile(Operation *op, const std::string &why, bool forced) {
+    if (why.empty() || forced)
+      return true;
+    op->emitWarning() << "tuning database tile is not buildable here (" << why
+                      << "): using the default tile";
+    return false;
+  }
+
   /// The tile values for `kernel`: the forced option, else the database's
   /// winner for this key and length bucket, else nullopt (heuristics).
   std::optional<std::vector<int64_t>> tunedConfig(const std::string &kernel,
@@ -178,12 +190,9 @@ struct FPSelectTilesPass
     else if (auto tuned = tunedConfig(::fp::tuning::kDiscovery, key, target,
                                       query.getElementType())) {
       DiscoveryTile candidate{(*tuned)[0], (*tuned)[1]};
-      std::string why = checkDiscoveryTile(key, candidate, target);
-      if (why.empty() || !discoveryTile.empty())
+      if (useTunedTile(op, checkDiscoveryTile(key, candidate, target),
+                       !discoveryTile.empty()))
         tile = candidate;
-      else
-        op.emitWarning() << "tuning database tile is not buildable here ("
-                         << why << "): using the default tile";
     }
     if (failed(reportTile(op, "#fp.discovery_tile",
                           checkDiscoveryTile(key, tile, target))))
@@ -214,12 +223,9 @@ struct FPSelectTilesPass
                                       q.getElementType())) {
       AttentionTile candidate{(*tuned)[0], (*tuned)[1], (*tuned)[2],
                               (*tuned)[3]};
-      std::string why = checkAttentionTile(key, candidate, target);
-      if (why.empty() || !attentionTile.empty())
-        tile = candidate; // a forced tile that cannot build is an error below
-      else // e.g. measured with another mainloop of this arch
-        op.emitWarning() << "tuning database tile is not buildable here ("
-                         << why << "): using the default tile";
+      if (useTunedTile(op, checkAttentionTile(key, candidate, target),
+                       !attentionTile.empty()))
+        tile = candidate;
     }
     if (failed(reportTile(op, "#fp.attention_tile",
                           checkAttentionTile(key, tile, target))))
