@@ -59,8 +59,10 @@ std::optional<std::vector<int64_t>> parseConfigText(const std::string &text,
 }
 
 int64_t lengthBucket(int64_t seqLen) {
+  // Doubling past 2^62 would overflow (and loop forever): saturate there.
+  constexpr int64_t kLargestBucket = int64_t(1) << 62;
   int64_t bucket = 1024;
-  while (bucket < seqLen)
+  while (bucket < seqLen && bucket < kLargestBucket)
     bucket *= 2;
   return bucket;
 }

@@ -31,6 +31,8 @@ TEST(TuningDatabaseTest, LengthBuckets) {
   EXPECT_EQ(lengthBucket(4096), 4096);
   EXPECT_EQ(lengthBucket(4097), 8192);
   EXPECT_EQ(lengthBucket(200000), 262144);
+  // Terminates for any length (doubling used to overflow and spin).
+  EXPECT_EQ(lengthBucket(INT64_MAX), int64_t(1) << 62);
 }
 
 // One timing per config: re-recording keeps the faster, best() picks the

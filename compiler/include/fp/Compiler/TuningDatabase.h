@@ -60,7 +60,8 @@ std::string configText(const std::vector<int64_t> &config);
 std::optional<std::vector<int64_t>> parseConfigText(const std::string &text,
                                                     size_t fields);
 
-/// Smallest power of two >= seqLen, at least 1024: the tuning key.
+/// Smallest power of two >= seqLen, at least 1024, at most 2^62: the tuning
+/// key.
 int64_t lengthBucket(int64_t seqLen);
 
 class TuningDatabase {
