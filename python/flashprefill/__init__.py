@@ -29,19 +29,14 @@ from __future__ import annotations
 
 import sys as _sys
 
-from . import _core
+from . import _eager
+from ._arrays import is_torch as _is_torch
+from ._bf16 import from_bf16, to_bf16
 from ._capi import FlashPrefillError, LibraryNotFoundError, library_path
-from ._core import (
-    Mask,
-    Plan,
-    clear_plan_cache,
-    defaults,
-    from_bf16,
-    mask,
-    plan,
-    to_bf16,
-    workspace_size,
-)
+from ._eager import mask, workspace_size
+from ._mask import Mask
+from ._params import defaults
+from ._plan import Plan, clear_plan_cache, plan
 
 __version__ = "0.1.0"
 
@@ -138,15 +133,15 @@ def prefill(q, k, v, *, alpha=None, sink=None, window=None, last_n=None, min_bud
         FlashPrefillError: the message names the argument (``params.alpha``,
             ``q.shape[2]``, ...) and what was expected.
     """
-    if _ops is None and _core.is_torch(q):
+    if _ops is None and _is_torch(q):
         register_torch_ops()  # torch was imported after flashprefill
     if _torch is not None and isinstance(q, _torch.Tensor):
         return _ops.prefill(q, k, v, alpha=alpha, sink=sink, window=window, last_n=last_n,
                             min_budget=min_budget, threshold=threshold, block_size=block_size,
                             scale=scale, pooled_queries=pooled_queries, return_lse=return_lse,
                             out=out, workspace=workspace, layout=layout)
-    return _core.prefill_eager(q, k, v, alpha=alpha, sink=sink, window=window, last_n=last_n,
-                               min_budget=min_budget, threshold=threshold,
-                               block_size=block_size, scale=scale,
-                               pooled_queries=pooled_queries, return_lse=return_lse, out=out,
-                               workspace=workspace, layout=layout, dtype=dtype)
+    return _eager.prefill_eager(q, k, v, alpha=alpha, sink=sink, window=window, last_n=last_n,
+                                min_budget=min_budget, threshold=threshold,
+                                block_size=block_size, scale=scale,
+                                pooled_queries=pooled_queries, return_lse=return_lse, out=out,
+                                workspace=workspace, layout=layout, dtype=dtype)

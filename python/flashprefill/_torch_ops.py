@@ -18,7 +18,8 @@ from typing import Optional, Tuple
 
 import torch
 
-from . import _core
+from ._eager import prefill_eager
+from ._validate import THRESHOLDS, check_layout, invalid
 
 Tensor = torch.Tensor
 
@@ -41,11 +42,11 @@ def prefill_op(q: Tensor, k: Tensor, v: Tensor, alpha: Optional[float], sink: Op
                pooled_queries: bool, return_lse: bool, layout: str) -> Tuple[Tensor, Tensor]:
     """Functional prefill: returns (out like q, lse [b, h_q, s] fp32 or an
     empty tensor when return_lse is False)."""
-    result = _core.prefill_eager(q, k, v, alpha=alpha, sink=sink, window=window, last_n=last_n,
-                                 min_budget=min_budget, threshold=threshold_kind,
-                                 block_size=block_size, scale=scale,
-                                 pooled_queries=pooled_queries, return_lse=return_lse,
-                                 layout=layout)
+    result = prefill_eager(q, k, v, alpha=alpha, sink=sink, window=window, last_n=last_n,
+                           min_budget=min_budget, threshold=threshold_kind,
+                           block_size=block_size, scale=scale,
+                           pooled_queries=pooled_queries, return_lse=return_lse,
+                           layout=layout)
     if return_lse:
         return result
     return result, q.new_empty((0,), dtype=torch.float32)
@@ -68,10 +69,10 @@ def prefill_out_op(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Optional[T
                    scale: Optional[float], pooled_queries: bool, layout: str) -> None:
     """Prefill into caller-owned `out` (and `lse`, `workspace`): allocates
     nothing when all are given, so it can be captured in a CUDA graph."""
-    _core.prefill_eager(q, k, v, alpha=alpha, sink=sink, window=window, last_n=last_n,
-                        min_budget=min_budget, threshold=threshold_kind, block_size=block_size,
-                        scale=scale, pooled_queries=pooled_queries, out=out, lse=lse,
-                        workspace=workspace, layout=layout)
+    prefill_eager(q, k, v, alpha=alpha, sink=sink, window=window, last_n=last_n,
+                  min_budget=min_budget, threshold=threshold_kind, block_size=block_size,
+                  scale=scale, pooled_queries=pooled_queries, out=out, lse=lse,
+                  workspace=workspace, layout=layout)
 
 
 @prefill_out_op.register_fake
@@ -109,19 +110,19 @@ def prefill(q: Tensor, k: Tensor, v: Tensor, *, alpha, sink, window, last_n, min
 
     Plain Python that torch.compile inlines: no ctypes, no library calls.
     """
-    _core.check_layout(layout)
+    check_layout(layout)
     if q.dim() != 4:
-        raise _core.invalid(f"q: expected a 4-d tensor, got shape {tuple(q.shape)}")
+        raise invalid(f"q: expected a 4-d tensor, got shape {tuple(q.shape)}")
     for name, t in (("k", k), ("v", v), ("out", out), ("workspace", workspace)):
         if t is not None and not isinstance(t, torch.Tensor):
-            raise _core.invalid(f"{name}: expected a torch.Tensor like q, got {type(t).__name__}")
+            raise invalid(f"{name}: expected a torch.Tensor like q, got {type(t).__name__}")
     kind = None if threshold is None else _threshold_kind(threshold)
     if _plain_eager(q, k, v, out, workspace):
-        return _core.prefill_eager(q, k, v, alpha=alpha, sink=sink, window=window, last_n=last_n,
-                                   min_budget=min_budget, threshold=kind, block_size=block_size,
-                                   scale=scale, pooled_queries=pooled_queries,
-                                   return_lse=return_lse, out=out, workspace=workspace,
-                                   layout=layout)
+        return prefill_eager(q, k, v, alpha=alpha, sink=sink, window=window, last_n=last_n,
+                             min_budget=min_budget, threshold=kind, block_size=block_size,
+                             scale=scale, pooled_queries=pooled_queries,
+                             return_lse=return_lse, out=out, workspace=workspace,
+                             layout=layout)
     if scale is not None:
         scale = float(scale)
     if alpha is not None:
@@ -143,11 +144,11 @@ def prefill(q: Tensor, k: Tensor, v: Tensor, *, alpha, sink, window, last_n, min
 
 
 def _threshold_kind(threshold) -> int:
-    if isinstance(threshold, str) and threshold in _core.THRESHOLDS:
-        return _core.THRESHOLDS[threshold]
+    if isinstance(threshold, str) and threshold in THRESHOLDS:
+        return THRESHOLDS[threshold]
     if isinstance(threshold, int) and not isinstance(threshold, bool):
         return threshold
-    raise _core.invalid(
+    raise invalid(
         "threshold: expected 'relative_max' (t = alpha * max) or 'min_max' "
         f"(t = alpha * max + (1 - alpha) * min), got {threshold!r}"
     )

@@ -404,7 +404,7 @@ def attention_forward(module, query, key, value, attention_mask, dropout: float 
                        scaling=scaling, is_causal=is_causal, **kwargs)
 
     import flashprefill
-    from flashprefill import _core
+    from flashprefill._eager import functional_plan
 
     b, hq, s, d = query.shape
     q, k, v = _kernel_ready(query), _kernel_ready(k_in), _kernel_ready(v_in)
@@ -418,9 +418,9 @@ def attention_forward(module, query, key, value, attention_mask, dropout: float 
     else:
         # The plan entry point takes a kept_counter: the library adds the
         # kept-block count on the device, so recording needs no sync.
-        pre, plan = _core.functional_plan(q, k, block_size=ops["block_size"],
-                                          pooled_queries=ops["pooled_queries"], layout="bhsd",
-                                          dtype=None)
+        pre, plan = functional_plan(q, k, block_size=ops["block_size"],
+                                    pooled_queries=ops["pooled_queries"], layout="bhsd",
+                                    dtype=None)
         plan.prefill(q, k, v, alpha=ops["alpha"], sink=ops["sink"], window=ops["window"],
                      last_n=ops["last_n"], min_budget=ops["min_budget"],
                      threshold=ops["threshold"], scale=scaling, out=out.transpose(1, 2),
