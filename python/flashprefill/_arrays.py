@@ -110,13 +110,16 @@ def _torch_types(torch):
     return _torch_tables
 
 
-def describe(x: Any, name: str, dtype: Optional[int] = None, *, ndim: int = 4,
-             element: str = "qkv") -> Arg:
+def describe(x: Any, name: str, dtype: Optional[int] = None, *, ndim: Optional[int] = 4,
+             element: str = "qkv", output: bool = False) -> Arg:
     """Reduces `x` (a torch tensor or numpy array) to an :class:`Arg`.
 
     `element` says what element type is expected: ``"qkv"`` (bf16 / f16,
     where `dtype` resolves a numpy uint16 array), ``"int32"``, ``"float32"``,
     ``"u64"`` (int64 / uint64), or ``"bytes"`` (anything; workspaces).
+    `ndim` None takes any rank. `output`: the library writes through it, so
+    a numpy array must be writable (a read-only one may view memory that
+    must not change, even an immutable ``bytes``).
     """
     torch = torch_module()
     if torch is not None and isinstance(x, torch.Tensor):
@@ -129,7 +132,7 @@ def describe(x: Any, name: str, dtype: Optional[int] = None, *, ndim: int = 4,
             raise invalid(f"{name}.device: expected a CUDA or CPU tensor, got {dev}")
         codes, aux = _torch_types(torch)
         code = _check_element(x.dtype, codes.get(x.dtype), name, dtype, element, aux)
-        if x.dim() != ndim:
+        if ndim is not None and x.dim() != ndim:
             raise invalid(f"{name}: expected a {ndim}-d tensor, got shape {tuple(x.shape)}")
         return Arg(x, name, True, x.data_ptr(), tuple(x.shape), x.stride(), device, code)
 
@@ -138,6 +141,8 @@ def describe(x: Any, name: str, dtype: Optional[int] = None, *, ndim: int = 4,
         raise invalid(
             f"{name}: expected a torch.Tensor or numpy.ndarray, got {type(x).__name__}"
         )
+    if output and not x.flags.writeable:
+        raise invalid(f"{name}: expected a writable array, got a read-only one")
     if not x.dtype.isnative:
         raise invalid(f"{name}.dtype: expected native byte order, got {x.dtype.str}")
     if element == "qkv":
@@ -159,7 +164,7 @@ def describe(x: Any, name: str, dtype: Optional[int] = None, *, ndim: int = 4,
         code = _check_element(x.dtype, None, name, dtype, element,
                               {"int32": (np.dtype(np.int32),), "float32": (np.dtype(np.float32),),
                                "u64": (np.dtype(np.int64), np.dtype(np.uint64))})
-    if x.ndim != ndim:
+    if ndim is not None and x.ndim != ndim:
         raise invalid(f"{name}: expected a {ndim}-d array, got shape {x.shape}")
     itemsize = x.dtype.itemsize
     if any(s % itemsize for s in x.strides):

@@ -51,6 +51,7 @@ def prefill_eager(q, k, v, *, alpha=None, sink=None, window=None, last_n=None, m
                              layout=layout, dtype=dtype)
     qa = pre[0]
     if p is None:  # an empty batch or sequence: nothing to compute
+        check_same_dtype(describe(v, "v", qa.dtype), qa)
         out = empty(qa, qa.shape, "same") if out is None else out
         if return_lse or lse is not None:
             (b, s, h, _), _ = bshd(qa, layout)

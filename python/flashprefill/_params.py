@@ -7,6 +7,7 @@ repeated here.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import numbers
 import struct
@@ -14,7 +15,7 @@ import threading
 from typing import Any, Dict, Optional
 
 from . import _capi
-from ._validate import THRESHOLDS, int32, invalid, threshold_kind
+from ._validate import INT64_MAX, THRESHOLDS, int32, integer, invalid, threshold_kind
 
 _template_lock = threading.Lock()
 _params_template: Optional[bytes] = None
@@ -46,18 +47,20 @@ def make_params(*, alpha=None, sink=None, window=None, last_n=None, min_budget=N
     if threshold is not None:
         p.threshold_kind = threshold_kind(threshold)
     if scale is not None:
+        # The field is a float32 where <= 0 means 1/sqrt(head_dim): a tiny
+        # scale must not round to 0 and silently become the default.
         if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not (
-            math.isfinite(scale) and scale > 0
+            0 < ctypes.c_float(scale).value < math.inf
         ):
             raise invalid(
-                f"scale: expected a positive finite number, or None for 1/sqrt(head_dim), got {scale!r}"
+                "scale: expected a positive finite number representable as float32, or None for "
+                f"1/sqrt(head_dim), got {scale!r}"
             )
         p.scale = float(scale)
     if dense_below_tokens is not None:
-        if isinstance(dense_below_tokens, bool) or not isinstance(dense_below_tokens, numbers.Integral):
-            raise invalid("params.dense_below_tokens: expected an int (-1 = the plan's cost "
-                          f"model, 0 = never), got {dense_below_tokens!r}")
-        p.dense_below_tokens = int(dense_below_tokens)
+        p.dense_below_tokens = integer(
+            "params.dense_below_tokens", dense_below_tokens, low=-1, high=INT64_MAX,
+            expected="an integer in [-1, 2^63) (-1 = the plan's cost model, 0 = never)")
     p.lse = lse or None
     p.kept_counter = kept_counter or None
     return p

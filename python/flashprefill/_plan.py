@@ -22,7 +22,7 @@ from ._capi import FP_DEVICE_CPU, FlashPrefillError
 from ._mask import Mask
 from ._params import default_block_size, make_params
 from ._streams import stream_handle
-from ._validate import INVALID, UNSUPPORTED, check_layout, int32, int64, invalid, \
+from ._validate import INT32_MAX, INVALID, UNSUPPORTED, check_layout, int32, int64, invalid, \
     raise_library_error, uint64
 
 
@@ -32,8 +32,10 @@ def parse_device(device: Any) -> int:
     torch = torch_module()
     if torch is not None and isinstance(device, torch.device):
         device = str(device)
+    # fp_plan_spec_t.device is an int32: a larger ordinal would wrap (2^32 - 1
+    # to -1, the CPU).
     if isinstance(device, numbers.Integral) and not isinstance(device, bool):
-        if device >= FP_DEVICE_CPU:
+        if FP_DEVICE_CPU <= device <= INT32_MAX:
             return int(device)
     elif isinstance(device, str):
         if device == "cpu":
@@ -43,9 +45,10 @@ def parse_device(device: Any) -> int:
                 return torch.cuda.current_device()
             return 0
         match = re.fullmatch(r"cuda:(\d+)", device)
-        if match:
+        if match and int(match.group(1)) <= INT32_MAX:
             return int(match.group(1))
-    raise invalid(f"device: expected 'cpu', 'cuda', 'cuda:N', N >= 0 or -1 (CPU), got {device!r}")
+    raise invalid(f"device: expected 'cpu', 'cuda', 'cuda:N' or N with 0 <= N <= {INT32_MAX}, "
+                  f"or -1 (CPU), got {device!r}")
 
 
 class Plan:
@@ -111,7 +114,7 @@ class Plan:
         return -(-int(seq_len) // self._spec.block_size)
 
     def _bytes(self, fn, batch, seq_len) -> int:
-        n = fn(self._live(), int(batch), int(seq_len))
+        n = fn(self._live(), int64("batch", batch), int64("seq_len", seq_len))
         if n == 0:
             raise FlashPrefillError(INVALID, "invalid argument", _capi.last_error())
         return int(n)
@@ -182,9 +185,10 @@ class Plan:
 
     # -- arguments ---------------------------------------------------------
 
-    def _tokens(self, q, k, v, out, layout, dtype, pre=None):
-        """Describes q, k (v, out) and checks they live where the plan runs.
-        `pre`: q and k already described by the functional API."""
+    def _tokens(self, q, k, v, out, layout, dtype, pre=None, *, takes_v=True):
+        """Describes q, k (v unless not `takes_v`, out when given) and checks
+        they live where the plan runs. `pre`: q and k already described by
+        the functional API."""
         check_layout(layout)
         code = self._spec.dtype if dtype is None else parse_dtype(dtype)
         if pre is not None:
@@ -192,23 +196,22 @@ class Plan:
         else:
             qa, ka = describe(q, "q", code), describe(k, "k", code)
         args = [qa, ka]
-        if v is not None:
+        if takes_v:
             args.append(describe(v, "v", code))
         if out is not None:
-            args.append(describe(out, "out", code))
+            args.append(describe(out, "out", code, output=True))
         for a in args:
             check_same_place(a, self._spec.device, qa)
             check_same_dtype(a, qa)
             if a.dtype != self._spec.dtype:
                 raise invalid(f"{a.name}.dtype: expected {DTYPE_NAMES[self._spec.dtype]} "
                               f"(the plan's dtype), got {a.obj.dtype}")
-        if out is not None and not qa.torch and not out.flags.writeable:
-            raise invalid("out: expected a writable array")
         return args
 
-    def _aux(self, x, name, element, shape, first: Arg) -> Arg:
-        """A contiguous auxiliary buffer (lse, mask, counter)."""
-        a = describe(x, name, ndim=len(shape), element=element)
+    def _aux(self, x, name, element, shape, first: Arg, *, output: bool) -> Arg:
+        """A contiguous auxiliary buffer (lse, mask); `output`: written by
+        the call."""
+        a = describe(x, name, ndim=len(shape), element=element, output=output)
         check_same_place(a, self._spec.device, first)
         if tuple(a.shape) != tuple(shape):
             raise invalid(f"{name}: expected shape {tuple(shape)}, got {tuple(a.shape)}")
@@ -221,7 +224,7 @@ class Plan:
             ws = empty(first, (needed,), "u8")
         else:
             ws = workspace
-        a = describe(ws, "workspace", ndim=ws.ndim if hasattr(ws, "ndim") else 1, element="bytes")
+        a = describe(ws, "workspace", ndim=None, element="bytes", output=True)
         check_same_place(a, self._spec.device, first)
         if not contiguous(a):
             raise invalid("workspace: expected a contiguous buffer")
@@ -233,14 +236,19 @@ class Plan:
             return None, 0
         if lse is None:
             lse = empty(first, (b, h, s), "float32")
-        a = self._aux(lse, "lse", "float32", (b, h, s), first)
+        a = self._aux(lse, "lse", "float32", (b, h, s), first, output=True)
         return lse, a.ptr
 
     def _counter(self, kept_counter, first: Arg) -> int:
         if kept_counter is None:
             return 0
-        a = describe(kept_counter, "kept_counter", ndim=kept_counter.ndim, element="u64")
+        a = describe(kept_counter, "kept_counter", ndim=None, element="u64", output=True)
         check_same_place(a, self._spec.device, first)
+        # The library adds to the first element: an empty view's pointer is
+        # into memory that is not the caller's counter.
+        if not all(a.shape):
+            raise invalid("kept_counter: expected at least one int64 or uint64 element, got "
+                          f"shape {tuple(a.shape)}")
         return a.ptr
 
     # -- entry points --------------------------------------------------------
@@ -256,14 +264,14 @@ class Plan:
         :meth:`select_workspace_bytes`; `kept_counter` (one int64/uint64
         element) accumulates the number of kept blocks.
         """
-        qa, ka = self._tokens(q, k, None, None, layout, dtype)
+        qa, ka = self._tokens(q, k, None, None, layout, dtype, takes_v=False)
         (b, s, _, _), _ = bshd(qa, layout)
         h, nb = self._spec.num_q_heads, self.num_blocks(s) if s > 0 else 0
         if mask is None:
             mask = Mask(empty(qa, (b, h, nb), "int32"), empty(qa, (b, h, nb, nb), "int32"))
         else:
-            mask = Mask(*mask)
-        cm = self._mask_struct(mask, qa, b, h, nb)
+            mask = _as_mask(mask)
+        cm = self._mask_struct(mask, qa, b, h, nb, output=True)
         params = make_params(alpha=alpha, sink=sink, window=window, last_n=last_n,
                              min_budget=min_budget, threshold=threshold, scale=scale,
                              kept_counter=self._counter(kept_counter, qa))
@@ -271,7 +279,7 @@ class Plan:
         ws, ws_ptr, ws_bytes = self._workspace(workspace, qa, needed)
         status = self._lib.fp_select(self._live(), c_tensor(qa, layout), c_tensor(ka, layout),
                                      ctypes.byref(params), ctypes.byref(cm), ws_ptr, ws_bytes,
-                                     stream_handle(stream, self._spec.device, qa.torch))
+                                     stream_handle(stream, self._spec.device))
         raise_library_error(status, layout)
         return mask
 
@@ -291,13 +299,13 @@ class Plan:
         else:
             oa = rest[0]
         nb = self.num_blocks(s) if s > 0 else 0
-        cm = self._mask_struct(Mask(*mask), qa, b, self._spec.num_q_heads, nb)
+        cm = self._mask_struct(_as_mask(mask), qa, b, self._spec.num_q_heads, nb, output=False)
         lse, lse_ptr = self._lse(lse, return_lse, qa, b, h, s)
         params = make_params(scale=scale, lse=lse_ptr)
         status = self._lib.fp_attend(self._live(), c_tensor(qa, layout), c_tensor(ka, layout),
                                      c_tensor(va, layout), ctypes.byref(cm), c_tensor(oa, layout),
                                      ctypes.byref(params),
-                                     stream_handle(stream, self._spec.device, qa.torch))
+                                     stream_handle(stream, self._spec.device))
         raise_library_error(status, layout)
         return (out, lse) if lse is not None else out
 
@@ -328,7 +336,7 @@ class Plan:
         status = self._lib.fp_prefill(self._live(), c_tensor(qa, layout), c_tensor(ka, layout),
                                       c_tensor(va, layout), c_tensor(oa, layout),
                                       ctypes.byref(params), ws_ptr, ws_bytes,
-                                      stream_handle(stream, self._spec.device, qa.torch))
+                                      stream_handle(stream, self._spec.device))
         raise_library_error(status, layout)
         return (out, lse) if lse is not None else out
 
@@ -343,13 +351,22 @@ class Plan:
             raise FlashPrefillError(INVALID, "invalid argument", message)
         return int(n)
 
-    def _mask_struct(self, mask: Mask, first: Arg, b, h, nb) -> _capi.MaskStruct:
-        counts = self._aux(mask.counts, "mask.counts", "int32", (b, h, nb), first)
-        ids = self._aux(mask.ids, "mask.ids", "int32", (b, h, nb, nb), first)
+    def _mask_struct(self, mask: Mask, first: Arg, b, h, nb, *, output: bool) -> _capi.MaskStruct:
+        counts = self._aux(mask.counts, "mask.counts", "int32", (b, h, nb), first, output=output)
+        ids = self._aux(mask.ids, "mask.ids", "int32", (b, h, nb, nb), first, output=output)
         m = _capi.MaskStruct()
         m.counts, m.ids = counts.ptr, ids.ptr
         m.batch, m.heads, m.num_blocks = b, h, nb
         return m
+
+
+def _as_mask(mask: Any) -> Mask:
+    if isinstance(mask, Mask):
+        return mask
+    if isinstance(mask, (tuple, list)) and len(mask) == 2:
+        return Mask(*mask)
+    raise invalid(f"mask: expected a flashprefill.Mask or a (counts, ids) pair, got "
+                  f"{type(mask).__name__}")
 
 
 def plan(*, dtype: Any = "bf16", head_dim: int = 128, num_q_heads: int = 32,

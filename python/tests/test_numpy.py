@@ -98,7 +98,8 @@ def test_dense_below_tokens_switches_prefill_to_dense(rng):
     np.testing.assert_array_equal(p.prefill(q, k, v, dense_below_tokens=SEQ + 1), dense)
     np.testing.assert_array_equal(p.prefill(q, k, v, dense_below_tokens=SEQ), sparse)
     np.testing.assert_array_equal(p.prefill(q, k, v, dense_below_tokens=-1), sparse)
-    with pytest.raises(flashprefill.FlashPrefillError, match=r"params\.dense_below_tokens: expected -1"):
+    with pytest.raises(flashprefill.FlashPrefillError,
+                       match=re.escape("params.dense_below_tokens: expected an integer in [-1, 2^63)")):
         p.prefill(q, k, v, dense_below_tokens=-2)
     with pytest.raises(flashprefill.FlashPrefillError, match=r"params\.dense_below_tokens: expected an int"):
         p.prefill(q, k, v, dense_below_tokens=1.5)
