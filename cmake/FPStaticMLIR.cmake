@@ -2,8 +2,8 @@
 #
 # Debian's MLIR targets link LLVM as one shared library (libLLVM.so.22.1,
 # 150 MB), which the GPU machines lack. We swap that item for the static LLVM
-# component archives so fp-opt and the runtime carry their own copy
-# (DESIGN.md section 5).
+# component archives so fp-opt and the runtime carry their own copy (README,
+# "Build options").
 #
 #===------------------------------------------------------------------------===#
 find_package(MLIR REQUIRED CONFIG

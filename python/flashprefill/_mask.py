@@ -8,7 +8,8 @@ from ._arrays import is_torch, numpy_module, torch_module
 
 
 class Mask(NamedTuple):
-    """The block mask (DESIGN.md section 1), FlexAttention-style padded rows.
+    """The padded-rows block mask of docs/semantics.md section 1 (FlexAttention
+    style).
 
     ``counts``: int32 ``[b, h_q, nb]``, the number of kept key blocks of each
     query block. ``ids``: int32 ``[b, h_q, nb, nb]``, the kept key-block ids of

@@ -1,6 +1,6 @@
-"""An independent numpy statement of the operator (DESIGN.md section 1), in
-float64, to check the library against: block scores and the keep rule, and
-masked attention over a given mask. Written from the rule, not from the C++
+"""An independent numpy statement of the operator (docs/semantics.md section
+1), in float64, to check the library against: block scores and the keep rule,
+and masked attention over a given mask. Written from the rule, not from the C++
 reference, so agreement means both follow the rule.
 """
 

@@ -5,7 +5,7 @@
 //===----------------------------------------------------------------------===//
 ///
 /// \file
-/// The short-prompt fall-back (DESIGN.md section 3: never slower than dense).
+/// The short-prompt fall-back (never slower than dense; bench/RESULTS.md).
 /// Sparse prefill costs discovery plus the kept fraction of dense attention,
 /// which short prompts run at a lower rate than the dense kernel:
 ///   T_sparse(L) = T_disc(L) + rho(L) / eta * T_dense(L)

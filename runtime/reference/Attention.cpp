@@ -2,13 +2,13 @@
 //
 // SPDX-License-Identifier: Apache-2.0
 //
-// DESIGN.md section 1, op 4: softmax attention of each query row over the
-// keys of its block's kept key blocks, causal inside the blocks that cross
-// the diagonal. Numerics follow a bf16/fp16 flash kernel: fp32 logits, max,
-// exp and sums; P rounded to the input dtype before the PV product; the row
-// sum l taken from the unrounded P. Two passes per query block (logits and
-// their max first, then exp + PV) so the result is the online softmax whose
-// running max is already the final max, independent of any tiling.
+// docs/semantics.md section 1, step 4: softmax attention of each query row over
+// the keys of its block's kept key blocks, causal inside the blocks that cross
+// the diagonal. Numerics follow a bf16/fp16 flash kernel: fp32 logits, max, exp
+// and sums; P rounded to the input dtype before the PV product; the row sum l
+// taken from the unrounded P. Two passes per query block (logits and their max
+// first, then exp + PV) so the result is the online softmax whose running max
+// is already the final max, independent of any tiling.
 //
 //===----------------------------------------------------------------------===//
 #include "flashprefill/reference.h"

@@ -2,9 +2,9 @@
 //
 // SPDX-License-Identifier: Apache-2.0
 //
-// DESIGN.md section 1, op 1: the mean of each block's valid rows, fp32
-// accumulation in ascending row order, stored rounded to the input dtype (so
-// the scoring dot product can run on tensor cores).
+// docs/semantics.md section 1, step 1: the mean of each block's valid rows,
+// fp32 accumulation in ascending row order, stored rounded to the input dtype
+// (so the scoring dot product can run on tensor cores).
 //
 //===----------------------------------------------------------------------===//
 #include "flashprefill/reference.h"

@@ -2,8 +2,8 @@
 //
 // SPDX-License-Identifier: Apache-2.0
 //
-// DESIGN.md section 1, op 2: per query block I, the share of the tile's
-// softmax mass (one shared max M_I, rows not normalised individually) that
+// docs/semantics.md section 1, step 2: per query block I, the share of the
+// tile's softmax mass (one shared max M_I, rows not normalised one by one) that
 // falls on each pooled key block j <= I. Padded rows (r >= L) never count,
 // and row r sees block j only when j's last valid token is visible to it.
 //

@@ -2,10 +2,11 @@
 //
 // SPDX-License-Identifier: Apache-2.0
 //
-// DESIGN.md section 1, op 3: per row (b, q head, I) keep the blocks whose
-// score reaches a threshold relative to the row's best, plus the forced
-// blocks (sinks, local window, dense last rows) and, optionally, the k best
-// non-forced blocks. Emits the padded-rows mask in ascending id order.
+// docs/semantics.md section 1, step 3: per row (b, q head, I) keep the
+// blocks whose score reaches a threshold relative to the row's best, plus
+// the forced blocks (sinks, local window, dense last rows) and, optionally,
+// the k best non-forced blocks. Emits the padded-rows mask in ascending id
+// order.
 //
 //===----------------------------------------------------------------------===//
 #include "flashprefill/reference.h"

@@ -401,7 +401,8 @@ TEST(ApiSpecTest, BadSpecsAreNamed) {
   EXPECT_EQ(s8, FP_OK) << m8;
 }
 
-// The mask at 256K tokens, 32 query heads, B = 128 is 512 MiB (DESIGN.md).
+// The mask at 256K tokens, 32 query heads, B = 128 is 512 MiB
+// (docs/semantics.md section 1, "Mask format").
 TEST(ApiSpecTest, MaskSizeAt256K) {
   fp::Status status;
   fp_plan_spec_t spec;

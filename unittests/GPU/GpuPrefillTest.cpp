@@ -3,7 +3,7 @@
 //
 // SPDX-License-Identifier: Apache-2.0
 //
-// DESIGN.md section 4 through the public API (JIT + cache) on structured
+// The GPU checks through the public API (JIT + cache) on structured
 // inputs: selection parity with the CPU reference (disagreements allowed
 // only within 1e-4 * max of the threshold; counted and printed), output
 // error against fp64 on the GPU's own mask bounded by 2x the error of a

@@ -5,10 +5,10 @@
 //===----------------------------------------------------------------------===//
 ///
 /// \file
-/// block_pool (DESIGN.md section 1, step 1): for each (batch, head, block j)
-/// the mean of the valid rows [jB, min((j+1)B, L)) of `src`, accumulated in
-/// fp32 and stored rounded to Element into dst[b, h, nb, d] (contiguous), so
-/// the discovery kernel can feed it to tensor cores.
+/// block_pool (docs/semantics.md section 1, step 1): for each (batch, head,
+/// block j) the mean of the valid rows [jB, min((j+1)B, L)) of `src`,
+/// accumulated in fp32 and stored rounded to Element into dst[b, h, nb, d]
+/// (contiguous), so the discovery kernel can feed it to tensor cores.
 ///
 /// One CTA pools one block (grid (nb, h, b)). The kernel is a pure stream
 /// over K: each thread owns one 16-byte column chunk and a strided subset of

@@ -5,10 +5,10 @@
 //===----------------------------------------------------------------------===//
 ///
 /// \file
-/// masked_attention (DESIGN.md section 1, step 4): flash attention (online
-/// softmax in fp32, P rounded to Element for the PV product) over the kept key
-/// blocks of each query block, causal masking only where a sub-tile crosses
-/// the diagonal. Rows with no visible key get O = 0 and LSE = -inf.
+/// masked_attention (docs/semantics.md section 1, step 4): flash attention
+/// (online softmax in fp32, P rounded to Element for the PV product) over the
+/// kept key blocks of each query block, causal masking only where a sub-tile
+/// crosses the diagonal. Rows with no visible key get O = 0 and LSE = -inf.
 ///
 /// This file holds the arch-independent part: grid mapping (longest-first),
 /// GQA head mapping, reading the mask row, trimming the diagonal block to the

@@ -5,7 +5,7 @@
 //===----------------------------------------------------------------------===//
 ///
 /// \file
-/// pattern_discovery (DESIGN.md section 1, steps 2-3 plus the mask format):
+/// pattern_discovery (docs/semantics.md section 1, steps 2-3, mask format):
 /// one CTA per (batch, q head, query block I) scores the key blocks j <= I
 /// against the pooled keys, thresholds the scores and writes the compacted,
 /// ascending kept-block list. Scores live in shared memory only; nothing of

@@ -2,10 +2,11 @@
  *
  * SPDX-License-Identifier: Apache-2.0
  *
- * The one definition of the operator's default parameters (DESIGN.md section
- * 1). Read by the C API, the C++ runtime, the CPU reference, the compiler and
- * (by parsing this file) the Python package: change a value here and every
- * layer follows. Plain C89 macros so every consumer can read them.
+ * The one definition of the operator's default parameters
+ * (docs/semantics.md section 1). Read by the C API, the C++ runtime, the CPU
+ * reference, the compiler and (by parsing this file) the Python package:
+ * change a value here and every layer follows. Plain C89 macros so every
+ * consumer can read them.
  *
  *===----------------------------------------------------------------------===*/
 #ifndef FLASHPREFILL_DEFAULTS_H

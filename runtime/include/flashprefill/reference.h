@@ -3,10 +3,11 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // The oracle: a plain C++17 implementation of every op of the operator,
-// written to follow DESIGN.md section 1 ("rule v1") to the letter. Every GPU
-// test compares against it, so it favours obviousness over speed; it is
-// multithreaded only to keep long-context tests in seconds. docs/reference.md
-// restates the definition; the numerics are spelled out on each op below.
+// written to follow docs/semantics.md section 1 ("rule v1") to the letter.
+// Every GPU test compares against it, so it favours obviousness over speed;
+// it is multithreaded only to keep long-context tests in seconds.
+// docs/reference.md restates the definition; the numerics are spelled out on
+// each op below.
 //
 // Shared numerics (all ops):
 //   * inputs are bf16 or fp16 bit patterns (fp::DType), converted exactly to
@@ -233,7 +234,7 @@ struct BlockMask {
 };
 
 //===----------------------------------------------------------------------===//
-// Ops (DESIGN.md section 1)
+// Ops (docs/semantics.md section 1)
 //===----------------------------------------------------------------------===//
 
 /// The dot product used everywhere (see the file comment for the order).

@@ -2,8 +2,8 @@
 //
 // SPDX-License-Identifier: Apache-2.0
 //
-// Q, K, V whose attention looks like a long-context LLM's (DESIGN.md section
-// 4: never zeros, never plain randn, under which attention is near-uniform
+// Q, K, V whose attention looks like a long-context LLM's (for tests: never
+// zeros, never plain randn, under which attention is near-uniform
 // and every block is kept). Each part has a knob:
 //   - sinks: the first `sinkTokens` keys share a direction every query leans
 //     towards (attention sinks);

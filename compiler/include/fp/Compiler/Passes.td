@@ -14,8 +14,9 @@ include "mlir/Pass/PassBase.td"
 def FPExpandPrefill : Pass<"fp-expand-prefill", "::mlir::ModuleOp"> {
   let summary = "Split fp.prefill into pool, score, threshold and attention";
   let description = [{
-    Rewrites every `fp.prefill` into the four step ops of DESIGN.md section 1,
-    carrying block size, threshold, query kind, causal flag and scale over.
+    Rewrites every `fp.prefill` into the four step ops of docs/semantics.md
+    section 1, carrying block size, threshold, query kind, causal flag and
+    scale over.
     With `query_kind = pooled` the queries are pooled too.
 
     Before:

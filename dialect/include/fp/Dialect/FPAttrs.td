@@ -53,10 +53,10 @@ class FP_DefaultFloatParameter<string value>
 def FP_ThresholdAttr : FP_Attr<"Threshold", "threshold"> {
   let summary = "block selection rule (threshold_mask parameters)";
   let description = [{
-    Parameters of the keep rule of DESIGN.md section 1, item 3. Omitted
-    parameters take the shared defaults of `flashprefill/defaults.h`. These
-    are runtime values: kernels receive them as arguments, so changing them
-    never changes generated code.
+    Parameters of the keep rule of docs/semantics.md section 1, step 3.
+    Omitted parameters take the shared defaults of `flashprefill/defaults.h`.
+    These are runtime values: kernels receive them as arguments, so changing
+    them never changes generated code.
 
     ```mlir
     #fp.threshold<kind = relative_max, alpha = 0.1, sink = 2, window = 4,

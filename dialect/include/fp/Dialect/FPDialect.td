@@ -15,8 +15,8 @@ def FP_Dialect : Dialect {
     Tensor-level ops of FlashPrefill-style block-sparse causal attention:
     `fp.prefill` is the whole operator; `fp-expand-prefill` splits it into
     `fp.block_pool`, `fp.block_score`, `fp.threshold_mask` and
-    `fp.masked_attention`, whose semantics are DESIGN.md section 1 ("rule
-    v1"); the CPU reference in `runtime/reference/` is the executable
+    `fp.masked_attention`, whose semantics are docs/semantics.md section 1
+    ("rule v1"); the CPU reference in `runtime/reference/` is the executable
     definition.
 
     Tensor layouts: queries and outputs `[b, s_q, h_q, d]`, keys and values

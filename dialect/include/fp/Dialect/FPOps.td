@@ -28,9 +28,9 @@ def FP_PrefillOp : FP_Op<"prefill", [Pure]> {
   let description = [{
     Pools keys per block, scores key blocks for every query block, keeps the
     blocks the threshold rule selects and runs flash attention over them
-    (DESIGN.md section 1). Returns the output `[b, s_q, h_q, d]` and the
-    natural-log log-sum-exp `[b, h_q, s_q]`. `fp-expand-prefill` rewrites it
-    into the four step ops.
+    (docs/semantics.md section 1). Returns the output `[b, s_q, h_q, d]` and
+    the natural-log log-sum-exp `[b, h_q, s_q]`. `fp-expand-prefill` rewrites
+    it into the four step ops.
 
     Only `causal` with `s_q == s_k` is implemented; other cases verify but
     `fp-select-tiles` rejects them with a named diagnostic.
