@@ -482,6 +482,11 @@ def test_ml_dtypes_bfloat16_arrays(rng):
 def test_plan_integer_fields():
     with pytest.raises(Error, match=r"spec.max_seq_len: expected an integer, got 10.5"):
         cpu_plan(max_seq_len=10.5)
+    # 2^32 + 64 would narrow to a valid 64 in the int32 field.
+    with pytest.raises(Error, match=r"spec.head_dim: expected a 32-bit integer, got 4294967360"):
+        cpu_plan(head_dim=2 ** 32 + 64)
+    with pytest.raises(Error, match=r"spec.max_seq_len: expected an integer in \[.*, 2\^63\), got"):
+        cpu_plan(max_seq_len=2 ** 63)
     with pytest.raises(Error, match=r"spec.max_workspace_bytes: expected an integer in \[0, 2\^64\)"):
         cpu_plan(max_workspace_bytes=-1)
     assert "max_seq_len=300" in repr(cpu_plan())
