@@ -238,8 +238,9 @@ def test_scale_outside_float32_is_refused(qkv, cpu_plan, scale):
     """1e-50 would round to a float32 0, which the library reads as 'the
     default 1/sqrt(d)'; 1e39 would become infinity."""
     q, k, v = qkv
-    with pytest.raises(Error, match=re.escape(f"scale: expected a positive finite number "
-                                              f"representable as float32")):
+    with pytest.raises(Error, match=re.escape(
+            f"scale: expected a positive finite number representable as float32, or None for "
+            f"1/sqrt(head_dim), got {scale!r}")):
         cpu_plan.prefill(q, k, v, scale=scale)
 
 

@@ -99,10 +99,21 @@ def test_gpu_mask_equals_cpu_reference(rule):
     assert 0.1 < want.density() < 0.95
 
 
+def structured_plan(s=2000):
+    """A GPU plan for :func:`structured`'s problem."""
+    return flashprefill.plan(dtype=torch.bfloat16, head_dim=128, num_q_heads=8, num_kv_heads=2,
+                             max_seq_len=s)
+
+
 def test_gpu_prefill_against_float64_and_cpu_reference():
+    """The rule's mask at any length: 2,000 tokens are below the cost
+    model's break-even on the GPUs we ship densities for, where prefill
+    would run dense by default (see the next test), so the fall-back is
+    switched off (dense_below_tokens=0)."""
     arrays, cpu, gpu = structured()
-    out, lse = flashprefill.prefill(*gpu, return_lse=True)
-    m = flashprefill.mask(gpu[0], gpu[1])
+    p = structured_plan()
+    out, lse = p.prefill(*gpu, return_lse=True, dense_below_tokens=0)
+    m = p.select(gpu[0], gpu[1])
     qf, kf, vf = (ref.to_float(a, "bf16") for a in arrays)
     want, want_lse = ref.masked_attention(qf, kf, vf, m.to_dense().cpu().numpy(), 128, 1 / math.sqrt(128))
     got = out.float().cpu().numpy()
@@ -111,6 +122,31 @@ def test_gpu_prefill_against_float64_and_cpu_reference():
     cpu_out = flashprefill.prefill(*cpu)
     if torch.equal(m.counts.cpu(), flashprefill.mask(cpu[0], cpu[1]).counts):
         torch.testing.assert_close(out.cpu().float(), cpu_out.float(), atol=3e-2, rtol=3e-2)
+
+
+def test_short_prompts_fall_back_to_dense_attention():
+    """prefill runs dense attention (every causal block, i.e. alpha = 0, bit
+    for bit) below dense_below_tokens: the plan's cost-model break-even by
+    default (what flashprefill.prefill uses), or the caller's value; select
+    and the mask always follow the rule."""
+    arrays, cpu, gpu = structured()
+    s = gpu[0].shape[1]
+    p = structured_plan(s)
+    dense = p.prefill(*gpu, alpha=0.0, dense_below_tokens=0)
+    rule = p.prefill(*gpu, dense_below_tokens=0)
+    assert not torch.equal(dense, rule), "the inputs should make a selective mask"
+    assert torch.equal(p.prefill(*gpu, dense_below_tokens=s + 1), dense)
+    assert torch.equal(p.prefill(*gpu, dense_below_tokens=s), rule)
+    # The cost model: dense below the break-even (at most max_seq_len + 1;
+    # 0 = never).
+    breakeven = p.dense_below_tokens
+    assert 0 <= breakeven <= s + 1
+    assert torch.equal(p.prefill(*gpu), dense if s < breakeven else rule)
+    assert torch.equal(p.prefill(*gpu, dense_below_tokens=-1), dense if s < breakeven else rule)
+    assert flashprefill.mask(gpu[0], gpu[1]).density() < 0.95  # the mask is the rule's
+    if s < breakeven:
+        # The functional API's cached plan decides the same way at this length.
+        assert torch.equal(flashprefill.prefill(*gpu), flashprefill.prefill(*gpu, alpha=0.0))
 
 
 def test_cuda_graph_capture_and_replay():
@@ -151,7 +187,9 @@ def test_cuda_graph_with_plan_select_attend():
         p.attend(q, k, v, mask, out=out, lse=lse)
     graph.replay()
     torch.cuda.synchronize()
-    want, want_lse = p.prefill(q, k, v, alpha=0.2, return_lse=True)
+    # select + attend follow the rule at any length: so must the prefill
+    # they are compared with (1,024 tokens are below the dense break-even).
+    want, want_lse = p.prefill(q, k, v, alpha=0.2, return_lse=True, dense_below_tokens=0)
     assert torch.equal(out, want) and torch.equal(lse, want_lse)
     assert int(counter) == int(mask.counts.sum())
 
