@@ -4,7 +4,7 @@ set -euo pipefail
 
 FP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 FP_BUILD_DIR=${FP_BUILD_DIR:-$FP_ROOT/build}
-FP_APT_PACKAGES=(cmake ninja-build g++ ccache libgtest-dev libzstd-dev
+FP_APT_PACKAGES=(cmake ninja-build g++ ccache libgtest-dev libzstd-dev libpng-dev
   libmlir-22-dev mlir-22-tools llvm-22-dev llvm-22-tools python3-venv)
 
 # Installs the Debian packages that are missing (quietly; nothing to do on a

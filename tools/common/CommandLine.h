@@ -9,7 +9,9 @@
 /// MLIR's own option parser). Every malformed value ends in the tool's
 /// usage(error) with a message naming the flag and the expected value, e.g.
 /// "--alpha: expected a number, got 'abc'"; nothing is parsed leniently
-/// (strtof("abc") would silently give 0).
+/// (strtof("abc") would silently give 0). Integers are range-checked here,
+/// before a tool narrows them to int or allocates by them: the shape limits
+/// both tools state in their --help live in `limits` below.
 ///
 //===----------------------------------------------------------------------===//
 #ifndef FP_TOOLS_COMMANDLINE_H
@@ -19,10 +21,35 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <initializer_list>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace fp::tools {
+
+/// Bounds of the shape and timing flags. The head-dim and block rules are
+/// those fp_plan_spec_t accepts; the rest keep every buffer size and loop
+/// count far from int64 overflow (2^12 * 2^22 * 2^10 * 2^8 * 2 < 2^63).
+namespace limits {
+constexpr int64_t kMaxSeqLen = int64_t(1) << 22; ///< 4M tokens
+constexpr int64_t kMaxBatch = 4096;
+constexpr int64_t kMaxHeads = 1024;
+constexpr int64_t kMinHeadDim = 16, kMaxHeadDim = 256, kHeadDimStep = 16;
+constexpr int64_t kMinBlock = 16, kMaxBlock = 256; ///< powers of two
+constexpr int64_t kMaxIterations = 100000;         ///< --warmup, --repeats
+constexpr int64_t kMaxInt32 = 2147483647;
+} // namespace limits
+
+/// a * b * ..., or nullopt when the product of these non-negative factors
+/// overflows int64 (checked before a size is used to allocate).
+inline std::optional<int64_t> checkedProduct(std::initializer_list<int64_t> factors) {
+  int64_t product = 1;
+  for (int64_t factor : factors)
+    if (factor < 0 || __builtin_mul_overflow(product, factor, &product))
+      return std::nullopt;
+  return product;
+}
 
 class ArgCursor {
 public:
@@ -67,8 +94,29 @@ public:
     return n;
   }
 
-  /// A comma-separated list of positive integers ("4096,16384").
-  std::vector<int64_t> positiveList() {
+  /// A whole decimal integer in [lo, hi].
+  int64_t integerIn(int64_t lo, int64_t hi) {
+    return steppedIn(1, lo, hi, "an integer in " + range(lo, hi));
+  }
+
+  /// A multiple of `step` in [lo, hi] (lo a multiple of step).
+  int64_t multipleIn(int64_t step, int64_t lo, int64_t hi) {
+    return steppedIn(step, lo, hi,
+                     "a multiple of " + std::to_string(step) + " in " +
+                         range(lo, hi));
+  }
+
+  /// A power of two in [lo, hi].
+  int64_t powerOfTwoIn(int64_t lo, int64_t hi) {
+    const std::string expected = "a power of two in " + range(lo, hi);
+    const int64_t n = steppedIn(1, lo, hi, expected);
+    if ((n & (n - 1)) != 0)
+      fail("expected " + expected + ", got '" + std::to_string(n) + "'");
+    return n;
+  }
+
+  /// A comma-separated list of integers in [1, hi] ("4096,16384").
+  std::vector<int64_t> positiveList(int64_t hi = INT64_MAX) {
     const std::string text = value();
     std::vector<int64_t> out;
     size_t begin = 0;
@@ -82,6 +130,8 @@ public:
       const long long n = std::strtoll(item.c_str(), &stop, 10);
       if (item.empty() || *stop || errno == ERANGE || n <= 0)
         fail("expected positive integers separated by ',', got '" + text + "'");
+      if (n > hi)
+        fail("expected values in " + range(1, hi) + ", got '" + item + "'");
       out.push_back(int64_t(n));
       begin = end + 1;
     }
@@ -105,6 +155,24 @@ public:
   }
 
 private:
+  static std::string range(int64_t lo, int64_t hi) {
+    return "[" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+  }
+
+  /// The value as an integer n in [lo, hi] with n % step == 0; otherwise
+  /// fails with "expected <expected>, got '<text>'" (malformed text too).
+  int64_t steppedIn(int64_t step, int64_t lo, int64_t hi,
+                    const std::string &expected) {
+    const std::string text = value();
+    errno = 0;
+    char *end = nullptr;
+    const long long n = std::strtoll(text.c_str(), &end, 10);
+    if (text.empty() || *end || errno == ERANGE || n < lo || n > hi ||
+        n % step != 0)
+      fail("expected " + expected + ", got '" + text + "'");
+    return int64_t(n);
+  }
+
   int argc_;
   char **argv_;
   Usage usage_;

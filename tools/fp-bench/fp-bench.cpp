@@ -8,7 +8,8 @@
 // equivalent and effective TFLOP/s, the time of our own attention with every
 // block kept (same process, same input), the relative L2 error against that
 // dense output, and whether every planted needle was kept. Without a GPU it
-// runs the CPU reference at small sizes, with a notice.
+// runs the CPU reference at small sizes, with a notice. --mask-png draws one
+// head's kept blocks (MaskPng.h).
 //
 //===----------------------------------------------------------------------===//
 #include "flashprefill/flashprefill.hpp"
@@ -18,6 +19,7 @@
 #include "flashprefill/runtime/cuda_driver.h"
 #include "flashprefill/structured_inputs.h"
 #include "common/CommandLine.h"
+#include "MaskPng.h"
 
 #include <algorithm>
 #include <chrono>
@@ -26,13 +28,21 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 namespace {
 
 using fp::rt::CudaDriver;
+namespace limits = fp::tools::limits;
+
+/// Host buffers of one length may not exceed this (the device holds about
+/// the same): q, k, v, two outputs and two masks. 64 GiB fits the largest
+/// GPUs we run on and keeps a typo from swapping the machine to death.
+constexpr int64_t kMaxRunBytes = int64_t(64) << 30;
 
 struct Options {
   bool cpu = false, json = false;
@@ -44,6 +54,8 @@ struct Options {
   int warmup = 3, repeats = 10;
   std::string npy;         ///< "q.npy,k.npy,v.npy"
   std::string saveInputs;  ///< directory for q/k/v .npy of each length
+  std::string maskPng;     ///< heatmap of one head's kept blocks
+  int64_t maskHead = 0;    ///< query head of batch 0 drawn by --mask-png
 };
 
 [[noreturn]] void usage(const char *error) {
@@ -53,19 +65,106 @@ struct Options {
       stderr,
       "usage: fp-bench [options]\n"
       "  --device gpu|cpu        backend (default gpu; cpu when no GPU)\n"
-      "  --seq-len N             sequence length (default 32768)\n"
-      "  --sweep N1,N2,...       several lengths, one result each\n"
-      "  --batch B --q-heads H --kv-heads H --head-dim D --block B\n"
+      "  --seq-len N             sequence length in [1, %lld] (default 32768)\n"
+      "  --sweep N1,N2,...       several lengths, one result each; one\n"
+      "                          progress line per length on stderr, always\n"
+      "                          (logs show it too): '[3/6] 16384 tokens:\n"
+      "                          12.3 ms' (discovery + attention)\n"
+      "  --batch B               in [1, %lld] (default 1)\n"
+      "  --q-heads H --kv-heads H  in [1, %lld], q-heads a multiple of\n"
+      "                          kv-heads (default 32 and 8)\n"
+      "  --head-dim D            a multiple of %lld in [%lld, %lld] (default 128)\n"
+      "  --block B               a power of two in [%lld, %lld] (default 128)\n"
+      "                          The buffers of one length (q, k, v, two\n"
+      "                          outputs, two masks) may total %lld GiB.\n"
       "  --dtype bf16|f16\n"
       "  --alpha A --sink S --window W --last-n N --min-budget K\n"
-      "  --seed S                structured-input seed (default 1)\n"
-      "  --npy q.npy,k.npy,v.npy inputs from files ([b, s, h, d], uint16\n"
-      "                          bit patterns of --dtype or float32)\n"
-      "  --warmup N --repeats N  timing (default 3 and 10)\n"
+      "                          rule parameters (integers in [0, 2^31-1])\n"
+      "  --seed S                structured-input seed >= 0 (default 1)\n"
+      "  --npy q.npy,k.npy,v.npy inputs from files: uint16 bit patterns of\n"
+      "                          --dtype or float32, shaped [b, s, h, d] as\n"
+      "                          the flags say (one length; never reduced)\n"
+      "  --warmup N --repeats N  timing, in [0, %lld] and [1, %lld]\n"
+      "                          (default 3 and 10)\n"
       "  --json                  one JSON object per result on stdout\n"
       "  --save-inputs DIR       also write the inputs of each length as\n"
-      "                          DIR/{q,k,v}_<len>_d<d>.npy (uint16 bits)\n");
+      "                          DIR/{q,k,v}_<len>_d<d>.npy (uint16 bits)\n"
+      "  --mask-png FILE         a PNG heatmap of one head's kept blocks\n"
+      "                          (query block down, key block across): blue\n"
+      "                          kept, light grey causal but dropped, dark\n"
+      "                          grey above the diagonal, red the diagonal.\n"
+      "                          A block is 1024/nb pixels a side (1 to 32);\n"
+      "                          above 1024 blocks a pixel covers several,\n"
+      "                          shaded by the fraction kept. With --sweep,\n"
+      "                          one file per length: FILE_<len>.png\n"
+      "  --mask-head H           the query head drawn, of batch 0 (default 0)\n",
+      (long long)limits::kMaxSeqLen, (long long)limits::kMaxBatch,
+      (long long)limits::kMaxHeads, (long long)limits::kHeadDimStep,
+      (long long)limits::kMinHeadDim, (long long)limits::kMaxHeadDim,
+      (long long)limits::kMinBlock, (long long)limits::kMaxBlock,
+      (long long)(kMaxRunBytes >> 30), (long long)limits::kMaxIterations,
+      (long long)limits::kMaxIterations);
   std::exit(error ? 2 : 0);
+}
+
+/// Bytes of the host buffers runOne allocates for `seqLen` (q, k, v, the
+/// sparse and all-blocks outputs, two masks), or nullopt on overflow.
+std::optional<int64_t> runBytes(const Options &o, int64_t seqLen) {
+  using fp::tools::checkedProduct;
+  const int64_t nb = (seqLen + o.block - 1) / o.block;
+  auto q = checkedProduct({o.batch, seqLen, o.qHeads, o.headDim, 2});
+  auto kv = checkedProduct({o.batch, seqLen, o.kvHeads, o.headDim, 2});
+  auto maskRows = checkedProduct({o.batch, o.qHeads, nb});
+  auto maskIds = checkedProduct({o.batch, o.qHeads, nb, nb, 4});
+  if (!q || !kv || !maskRows || !maskIds)
+    return std::nullopt;
+  // Terms below 2^60 keep the sum (at most 7 of them) below 2^63.
+  if (*q > INT64_MAX / 8 || *kv > INT64_MAX / 8 || *maskIds > INT64_MAX / 8)
+    return std::nullopt;
+  return 3 * *q + 2 * *kv + 2 * (*maskRows * 4 + *maskIds);
+}
+
+/// FILE for one length; FILE_<len>.png when a sweep writes several.
+std::string maskPngPath(const Options &o, int64_t seqLen) {
+  if (o.lengths.size() <= 1)
+    return o.maskPng;
+  std::string stem = o.maskPng, ext;
+  if (stem.size() > 4 && stem.compare(stem.size() - 4, 4, ".png") == 0) {
+    ext = ".png";
+    stem.resize(stem.size() - 4);
+  }
+  return stem + "_" + std::to_string(seqLen) + ext;
+}
+
+/// Cross-flag checks, before any GPU work.
+void validate(const Options &o) {
+  auto fail = [](const std::string &message) { usage(message.c_str()); };
+  if (o.qHeads % o.kvHeads != 0)
+    fail("--q-heads: expected a multiple of --kv-heads (" +
+         std::to_string(o.kvHeads) + "), got " + std::to_string(o.qHeads));
+  if (o.maskHead >= o.qHeads)
+    fail("--mask-head: expected a query head in [0, " +
+         std::to_string(o.qHeads - 1) + "], got " + std::to_string(o.maskHead));
+  if (!o.npy.empty() && std::count(o.npy.begin(), o.npy.end(), ',') != 2)
+    fail("--npy: expected q.npy,k.npy,v.npy, got '" + o.npy + "'");
+  if (!o.npy.empty() && o.lengths.size() != 1)
+    fail("--npy: expected one length (--seq-len, the files' s), got a "
+         "--sweep of " +
+         std::to_string(o.lengths.size()));
+  for (int64_t seqLen : o.lengths) {
+    std::optional<int64_t> bytes = runBytes(o, seqLen);
+    if (!bytes || *bytes > kMaxRunBytes)
+      fail("--seq-len/--sweep, --batch, --q-heads, --kv-heads, --head-dim, "
+           "--block: the buffers of " +
+           std::to_string(seqLen) + " tokens need " +
+           (bytes ? std::to_string(*bytes >> 30) + " GiB" : "more than 2^63 bytes") +
+           "; expected at most " + std::to_string(kMaxRunBytes >> 30) +
+           " GiB");
+  }
+  if (!o.maskPng.empty())
+    if (fp::Status s = fp::bench::checkMaskPngWritable(maskPngPath(o, o.lengths[0]));
+        !s.isOk())
+      fail(s.message());
 }
 
 Options parse(int argc, char **argv) {
@@ -74,7 +173,9 @@ Options parse(int argc, char **argv) {
   for (fp::tools::ArgCursor args(argc, argv, usage); args.next();) {
     const std::string &arg = args.arg();
     auto value = [&] { return args.value(); };
-    auto integer = [&] { return args.integer(); };
+    auto int32 = [&](int64_t lo) {
+      return int32_t(args.integerIn(lo, limits::kMaxInt32));
+    };
     if (arg == "--help" || arg == "-h")
       usage(nullptr);
     else if (arg == "--device") {
@@ -83,19 +184,20 @@ Options parse(int argc, char **argv) {
         usage("--device: expected gpu or cpu");
       o.cpu = d == "cpu";
     } else if (arg == "--seq-len")
-      o.lengths = {integer()};
+      o.lengths = {args.integerIn(1, limits::kMaxSeqLen)};
     else if (arg == "--sweep") {
-      o.lengths = args.positiveList();
+      o.lengths = args.positiveList(limits::kMaxSeqLen);
     } else if (arg == "--batch")
-      o.batch = integer();
+      o.batch = args.integerIn(1, limits::kMaxBatch);
     else if (arg == "--q-heads")
-      o.qHeads = integer();
+      o.qHeads = args.integerIn(1, limits::kMaxHeads);
     else if (arg == "--kv-heads")
-      o.kvHeads = integer();
+      o.kvHeads = args.integerIn(1, limits::kMaxHeads);
     else if (arg == "--head-dim")
-      o.headDim = integer();
+      o.headDim = args.multipleIn(limits::kHeadDimStep, limits::kMinHeadDim,
+                                  limits::kMaxHeadDim);
     else if (arg == "--block")
-      o.block = integer();
+      o.block = args.powerOfTwoIn(limits::kMinBlock, limits::kMaxBlock);
     else if (arg == "--dtype") {
       std::string d = value();
       if (d != "bf16" && d != "f16")
@@ -104,19 +206,25 @@ Options parse(int argc, char **argv) {
     } else if (arg == "--alpha")
       o.params.alpha = float(args.number());
     else if (arg == "--sink")
-      o.params.sink = int32_t(integer());
+      o.params.sink = int32(0);
     else if (arg == "--window")
-      o.params.window = int32_t(integer());
+      o.params.window = int32(1);
     else if (arg == "--last-n")
-      o.params.last_n = int32_t(integer());
+      o.params.last_n = int32(0);
     else if (arg == "--min-budget")
-      o.params.min_budget = int32_t(integer());
+      o.params.min_budget = int32(0);
     else if (arg == "--seed")
-      o.seed = uint64_t(integer());
+      o.seed = uint64_t(args.integerIn(0, INT64_MAX));
     else if (arg == "--warmup")
-      o.warmup = int(integer());
+      o.warmup = int(args.integerIn(0, limits::kMaxIterations));
     else if (arg == "--repeats")
-      o.repeats = int(args.positive());
+      o.repeats = int(args.integerIn(1, limits::kMaxIterations));
+    else if (arg == "--mask-png") {
+      o.maskPng = value();
+      if (o.maskPng.empty())
+        usage("--mask-png: expected a file name, got ''");
+    } else if (arg == "--mask-head")
+      o.maskHead = args.integerIn(0, limits::kMaxHeads - 1);
     else if (arg == "--npy")
       o.npy = value();
     else if (arg == "--json")
@@ -126,6 +234,7 @@ Options parse(int argc, char **argv) {
     else
       usage(("unknown option " + arg).c_str());
   }
+  validate(o);
   return o;
 }
 
@@ -235,6 +344,13 @@ fp::testing::StructuredInputs loadInputs(const Options &o, int64_t seqLen) {
   fp::DType dtype =
       o.dtype == FP_DTYPE_BF16 ? fp::DType::kBF16 : fp::DType::kF16;
   std::vector<uint16_t> *dst[3] = {&in.q, &in.k, &in.v};
+  const int64_t heads[3] = {o.qHeads, o.kvHeads, o.kvHeads};
+  auto shapeText = [](const std::vector<int64_t> &shape) {
+    std::string text = "[";
+    for (size_t i = 0; i < shape.size(); ++i)
+      text += (i ? ", " : "") + std::to_string(shape[i]);
+    return text + "]";
+  };
   for (int i = 0; i < 3; ++i) {
     auto array = fp::readNpy(paths[i]);
     if (!array.isOk()) {
@@ -242,6 +358,21 @@ fp::testing::StructuredInputs loadInputs(const Options &o, int64_t seqLen) {
                    array.status().toString().c_str());
       std::exit(1);
     }
+    // The kernels index by the flags' shape: a file of another shape would
+    // be read out of bounds or silently reinterpreted.
+    const std::vector<int64_t> expected{o.batch, seqLen, heads[i], o.headDim};
+    if (array->type != fp::NpyType::kUInt16 &&
+        array->type != fp::NpyType::kFloat32)
+      usage(("--npy: " + paths[i] + ": expected uint16 (" +
+             (o.dtype == FP_DTYPE_BF16 ? "bf16" : "f16") +
+             " bit patterns) or float32 elements, got " +
+             fp::npyDescr(array->type))
+                .c_str());
+    if (array->shape != expected)
+      usage(("--npy: " + paths[i] + ": expected shape " +
+             shapeText(expected) + " ([b, s, " + (i ? "kv" : "q") +
+             "-heads, d] from the flags), got " + shapeText(array->shape))
+                .c_str());
     auto tensor = fp::ref::tensorFromNpy(*array, dtype, paths[i]);
     if (!tensor.isOk()) {
       std::fprintf(stderr, "fp-bench: %s\n",
@@ -438,6 +569,13 @@ Result runOne(const Options &o, int64_t seqLen, bool cpu,
     const int32_t *begin = &ids[row * nb], *end = begin + counts[row];
     r.needlesKept += std::find(begin, end, int32_t(n.keyBlock)) != end;
   }
+  if (!o.maskPng.empty()) {
+    const size_t firstRow = size_t(o.maskHead * nb); // batch 0
+    check(fp::bench::writeMaskPng(
+              maskPngPath(o, seqLen),
+              {&counts[firstRow], &ids[firstRow * size_t(nb)], nb}),
+          "--mask-png");
+  }
   return r;
 }
 
@@ -465,9 +603,9 @@ int main(int argc, char **argv) {
       drv = *driver;
     }
   }
-  if (cpu) {
+  if (cpu && o.npy.empty()) {
     // The reference is O(s^2) on 2-16 cores: keep to 4K tokens x 8 query
-    // heads (seconds), preserving the GQA group.
+    // heads (seconds), preserving the GQA group. Files are taken as given.
     int64_t group = o.qHeads / std::max<int64_t>(1, o.kvHeads);
     if (o.qHeads > 8 && group <= 8) {
       std::fprintf(stderr, "fp-bench: CPU backend: %lld query heads reduced "
@@ -484,12 +622,29 @@ int main(int argc, char **argv) {
                      (long long)len, (long long)small);
         len = small;
       }
+    if (o.maskHead >= o.qHeads) {
+      std::fprintf(stderr,
+                   "fp-bench: --mask-head: expected a query head in [0, "
+                   "%lld] (the CPU backend runs %lld), got %lld\n",
+                   (long long)o.qHeads - 1, (long long)o.qHeads,
+                   (long long)o.maskHead);
+      return 2;
+    }
   }
+  // Progress of a sweep: always on (stderr; stdout keeps the results), so
+  // a log shows it too. On a terminal the line is written when the length
+  // starts and completed in place when it ends.
+  const bool sweep = o.lengths.size() > 1, tty = ::isatty(2);
   for (size_t i = 0; i < o.lengths.size(); ++i) {
-    if (o.lengths.size() > 1)
-      std::fprintf(stderr, "[%zu/%zu] seq_len %lld ...\n", i + 1,
+    if (sweep && tty)
+      std::fprintf(stderr, "[%zu/%zu] %lld tokens ...", i + 1,
                    o.lengths.size(), (long long)o.lengths[i]);
-    print(o, runOne(o, o.lengths[i], cpu, drv));
+    Result r = runOne(o, o.lengths[i], cpu, drv);
+    if (sweep)
+      std::fprintf(stderr, "%s[%zu/%zu] %lld tokens: %.1f ms\n",
+                   tty ? "\r" : "", i + 1, o.lengths.size(),
+                   (long long)r.seqLen, r.discoveryMs + r.attentionMs);
+    print(o, r);
     std::fflush(stdout);
   }
   return 0;

@@ -21,6 +21,7 @@
 namespace {
 
 using namespace fp;
+namespace limits = fp::tools::limits;
 
 [[noreturn]] void usage(const char *error) {
   if (error)
@@ -28,16 +29,27 @@ using namespace fp;
   std::fprintf(
       stderr,
       "usage: fp-tune [options]\n"
-      "  --head-dim D --block B --q-heads H --kv-heads H --dtype bf16|f16\n"
-      "  --buckets N1,N2,...    length buckets (default 4096,16384,65536)\n"
+      "  --head-dim D           a multiple of %lld in [%lld, %lld] (default 128)\n"
+      "  --block B              a power of two in [%lld, %lld] (default 128)\n"
+      "  --q-heads H --kv-heads H  in [1, %lld], q-heads a multiple of\n"
+      "                         kv-heads (default 32 and 8)\n"
+      "  --dtype bf16|f16\n"
+      "  --buckets N1,N2,...    lengths in [1, %lld], each rounded up to its\n"
+      "                         power-of-two bucket (default 4096,16384,65536);\n"
+      "                         q, k, v and output of a bucket may total 64 GiB\n"
       "  --kernels K1,K2        attention and/or discovery (default both)\n"
       "  --db PATH              tuning database to merge into (default: %s)\n"
       "  --budget-seconds S     stop timing after S seconds (results kept)\n"
       "  --config-seconds S     time bound per config (default 2)\n"
-      "  --warmup N --repeats N CUDA-event timing (default 3, 10)\n"
+      "  --warmup N --repeats N CUDA-event timing, in [1, %lld] (default 3, 10)\n"
       "  --dry-run --arch A     print the search space and compile-pruning\n"
       "                         without a GPU\n",
-      tuning::TuningDatabase::defaultPath().c_str());
+      (long long)limits::kHeadDimStep, (long long)limits::kMinHeadDim,
+      (long long)limits::kMaxHeadDim, (long long)limits::kMinBlock,
+      (long long)limits::kMaxBlock, (long long)limits::kMaxHeads,
+      (long long)limits::kMaxSeqLen,
+      tuning::TuningDatabase::defaultPath().c_str(),
+      (long long)limits::kMaxIterations);
   std::exit(error ? 2 : 0);
 }
 
@@ -58,23 +70,25 @@ int main(int argc, char **argv) {
     const std::string &arg = args.arg();
     auto value = [&] { return args.value(); };
     auto integer = [&] { return args.positive(); };
+    // Every value is range-checked here, before it is narrowed to int.
     if (arg == "--help" || arg == "-h")
       usage(nullptr);
     else if (arg == "--head-dim")
-      o.headDim = int(integer());
+      o.headDim = int(args.multipleIn(limits::kHeadDimStep, limits::kMinHeadDim,
+                                      limits::kMaxHeadDim));
     else if (arg == "--block")
-      o.blockSize = int(integer());
+      o.blockSize = int(args.powerOfTwoIn(limits::kMinBlock, limits::kMaxBlock));
     else if (arg == "--q-heads")
-      o.qHeads = int(integer());
+      o.qHeads = int(args.integerIn(1, limits::kMaxHeads));
     else if (arg == "--kv-heads")
-      o.kvHeads = int(integer());
+      o.kvHeads = int(args.integerIn(1, limits::kMaxHeads));
     else if (arg == "--dtype") {
       o.dtype = value();
       if (o.dtype != "bf16" && o.dtype != "f16")
         usage("--dtype: expected bf16 or f16");
     } else if (arg == "--buckets") {
       o.buckets.clear();
-      for (int64_t length : args.positiveList())
+      for (int64_t length : args.positiveList(limits::kMaxSeqLen))
         o.buckets.push_back(tuning::lengthBucket(length));
     } else if (arg == "--kernels")
       o.kernels = splitList(value());
@@ -85,15 +99,31 @@ int main(int argc, char **argv) {
     else if (arg == "--config-seconds")
       o.configSeconds = double(integer());
     else if (arg == "--warmup")
-      o.warmup = int(integer());
+      o.warmup = int(args.integerIn(1, limits::kMaxIterations));
     else if (arg == "--repeats")
-      o.repeats = int(integer());
+      o.repeats = int(args.integerIn(1, limits::kMaxIterations));
     else if (arg == "--dry-run")
       o.dryRun = true;
     else if (arg == "--arch")
       o.arch = value();
     else
       usage(("unknown option " + arg).c_str());
+  }
+  if (o.qHeads % o.kvHeads != 0)
+    usage(("--q-heads: expected a multiple of --kv-heads (" +
+           std::to_string(o.kvHeads) + "), got " + std::to_string(o.qHeads))
+              .c_str());
+  // Timing holds q, k, v and the output of the longest bucket on the GPU.
+  constexpr int64_t kMaxBucketBytes = int64_t(64) << 30;
+  for (int64_t bucket : o.buckets) {
+    auto q = tools::checkedProduct({bucket, o.qHeads, o.headDim, 2});
+    auto kv = tools::checkedProduct({bucket, o.kvHeads, o.headDim, 2});
+    if (!q || !kv || 2 * *q + 2 * *kv > kMaxBucketBytes)
+      usage(("--buckets, --q-heads, --kv-heads, --head-dim: the tensors of "
+             "bucket " +
+             std::to_string(bucket) + " need more than " +
+             std::to_string(kMaxBucketBytes >> 30) + " GiB")
+                .c_str());
   }
 
   auto start = std::chrono::steady_clock::now();
