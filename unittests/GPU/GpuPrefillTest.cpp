@@ -392,6 +392,158 @@ TEST(GpuModeTest, AlphaZeroIsDenseAttention) {
   EXPECT_LE(maxLseError, 1e-3);
 }
 
+// prefill() (not select + attend) below the plan's break-even length takes
+// the dense fall-back; with dense_below_tokens = 0 it runs the rule. Both
+// compared with the fp64 truth on the mask each should use, so a test that
+// assumes the rule's mask at a short length fails here first.
+TEST(GpuModeTest, PrefillShortPromptFallBackAndRule) {
+  FP_REQUIRE_GPU(drv);
+  const int64_t b = 1, s = 2000, hq = 8, hkv = 2, d = 128, bs = 128;
+  GpuCase setup = makeCase(drv, FP_DTYPE_BF16, b, s, hq, hkv, d, bs, 11);
+  ASSERT_TRUE(setup.plan);
+  GpuProblem &p = *setup.problem;
+  const int64_t denseBelow = setup.plan->info().denseBelowTokens;
+  std::printf("  plan dense_below_tokens %lld\n", (long long)denseBelow);
+  auto bytes = setup.plan->workspaceBytes(b, s);
+  ASSERT_TRUE(bytes.isOk());
+  DeviceBuffer workspace(drv, *bytes);
+  ASSERT_TRUE(workspace.ok());
+
+  ref::TensorView qv = hostView(setup.inputs.q, DType::kBF16, b, s, hq, d),
+                  kv = hostView(setup.inputs.k, DType::kBF16, b, s, hkv, d),
+                  vv = hostView(setup.inputs.v, DType::kBF16, b, s, hkv, d);
+  ref::Options options;
+  options.blockSize = bs;
+  auto rule = ref::prefill(qv, kv, vv, options);
+  ASSERT_TRUE(rule.isOk()) << rule.status().toString();
+  ASSERT_LT(rule->mask.density(), 1.0)
+      << "the structured input must prune something at this length";
+
+  for (int64_t mode : {int64_t(FP_DENSE_BELOW_AUTO), int64_t(0)}) {
+    fp_params_t params;
+    fp_params_init(&params);
+    params.dense_below_tokens = mode;
+    params.lse = static_cast<float *>(p.lse.get());
+    ASSERT_TRUE(p.out.fill(0xFF).isOk());
+    ASSERT_TRUE(setup.plan
+                    ->prefill(&p.qt, &p.kt, &p.vt, &p.ot, &params,
+                              workspace.get(), workspace.size(), nullptr)
+                    .isOk());
+    p.download();
+    const bool dense = mode == FP_DENSE_BELOW_AUTO && s < denseBelow;
+    auto truth = dense ? ref::naiveAttention(qv, kv, vv, options)
+                       : ref::naiveAttention(qv, kv, vv, options, &rule->mask);
+    auto naive =
+        dense ? ref::denseCausalAttention(qv, kv, vv, options)
+              : ref::maskedAttention(qv, kv, vv, rule->mask, options);
+    ASSERT_TRUE(truth.isOk() && naive.isOk());
+    std::vector<double> gpu(p.hostOut.size()), naiveValues(p.hostOut.size());
+    for (size_t i = 0; i < gpu.size(); ++i) {
+      gpu[i] = bitsToFloat(DType::kBF16, p.hostOut[i]);
+      naiveValues[i] = bitsToFloat(DType::kBF16, naive->out.storage()[i]);
+    }
+    double gpuError = testing::relativeL2(gpu, truth->out);
+    double naiveError = testing::relativeL2(naiveValues, truth->out);
+    double maxLseError = 0;
+    for (size_t i = 0; i < p.hostLse.size(); ++i)
+      maxLseError =
+          std::max(maxLseError, std::fabs(p.hostLse[i] - truth->lse[i]));
+    std::printf("  dense_below_tokens %lld (%s): rel L2 %.3e (naive %.3e), "
+                "max |LSE error| %.3e\n",
+                (long long)mode, dense ? "dense fall-back" : "rule",
+                gpuError, naiveError, maxLseError);
+    EXPECT_LE(gpuError, std::max(2.0 * naiveError, 2e-3));
+    EXPECT_LE(maxLseError, 1e-3);
+  }
+}
+
+// attend() on masks the rule never produces but a caller may pass: empty
+// rows (O = 0, LSE = -inf, never NaN), the diagonal block only, and rows
+// with the diagonal dropped (no token-level masking anywhere in the row).
+TEST(GpuModeTest, AttendOnHandEditedMasks) {
+  FP_REQUIRE_GPU(drv);
+  const int64_t b = 2, s = 1100, hq = 4, hkv = 2, d = 64, bs = 64;
+  GpuCase setup = makeCase(drv, FP_DTYPE_F16, b, s, hq, hkv, d, bs, 13);
+  ASSERT_TRUE(setup.plan);
+  GpuProblem &p = *setup.problem;
+  fp_params_t params;
+  fp_params_init(&params);
+  params.alpha = 0; // every causal block, then edited below
+  ASSERT_TRUE(p.run(*setup.plan, params, nullptr).isOk());
+  p.download();
+  ref::BlockMask edited = p.blockMask();
+  const int64_t nb = p.numBlocks;
+  int64_t emptyRows = 0;
+  for (int64_t row = 0; row < b * hq * nb; ++row) {
+    const int64_t i = row % nb;
+    int32_t *ids = &edited.ids[row * nb];
+    switch (row % 3) {
+    case 0: // empty
+      edited.counts[row] = 0;
+      ++emptyRows;
+      break;
+    case 1: // diagonal only
+      ids[0] = int32_t(i);
+      edited.counts[row] = 1;
+      break;
+    default: // every causal block but the diagonal (empty for i = 0)
+      for (int64_t j = 0; j < i; ++j)
+        ids[j] = int32_t(j);
+      edited.counts[row] = int32_t(i);
+      emptyRows += i == 0;
+      break;
+    }
+  }
+  ASSERT_TRUE(edited.validate(b, hq, nb).isOk());
+  ASSERT_TRUE(p.counts.upload(edited.counts.data()).isOk());
+  ASSERT_TRUE(p.ids.upload(edited.ids.data()).isOk());
+  ASSERT_TRUE(p.out.fill(0xFF).isOk()); // NaN poison
+  fp_params_t attendParams = params;
+  attendParams.lse = static_cast<float *>(p.lse.get());
+  ASSERT_TRUE(setup.plan
+                  ->attend(&p.qt, &p.kt, &p.vt, &p.mask, &p.ot, &attendParams,
+                           nullptr)
+                  .isOk());
+  p.download();
+
+  ref::TensorView qv = hostView(setup.inputs.q, DType::kF16, b, s, hq, d),
+                  kv = hostView(setup.inputs.k, DType::kF16, b, s, hkv, d),
+                  vv = hostView(setup.inputs.v, DType::kF16, b, s, hkv, d);
+  ref::Options options;
+  options.blockSize = bs;
+  auto truth = ref::naiveAttention(qv, kv, vv, options, &edited);
+  auto naive = ref::maskedAttention(qv, kv, vv, edited, options);
+  ASSERT_TRUE(truth.isOk() && naive.isOk());
+  std::vector<double> gpu(p.hostOut.size()), naiveValues(p.hostOut.size());
+  int64_t nonFinite = 0;
+  for (size_t i = 0; i < gpu.size(); ++i) {
+    gpu[i] = bitsToFloat(DType::kF16, p.hostOut[i]);
+    naiveValues[i] = bitsToFloat(DType::kF16, naive->out.storage()[i]);
+    nonFinite += !std::isfinite(gpu[i]);
+  }
+  EXPECT_EQ(nonFinite, 0);
+  int64_t emptyLseRows = 0;
+  double maxLseError = 0;
+  for (size_t i = 0; i < p.hostLse.size(); ++i) {
+    if (std::isinf(truth->lse[i])) {
+      ++emptyLseRows;
+      EXPECT_TRUE(std::isinf(p.hostLse[i]) && p.hostLse[i] < 0) << "row " << i;
+      continue;
+    }
+    maxLseError =
+        std::max(maxLseError, std::fabs(p.hostLse[i] - truth->lse[i]));
+  }
+  double gpuError = testing::relativeL2(gpu, truth->out);
+  double naiveError = testing::relativeL2(naiveValues, truth->out);
+  std::printf("  edited masks: %lld empty block rows, %lld -inf LSE rows, "
+              "rel L2 %.3e (naive %.3e), max |LSE error| %.3e\n",
+              (long long)emptyRows, (long long)emptyLseRows, gpuError,
+              naiveError, maxLseError);
+  EXPECT_GT(emptyLseRows, 0);
+  EXPECT_LE(gpuError, std::max(2.0 * naiveError, 2e-3));
+  EXPECT_LE(maxLseError, 1e-3);
+}
+
 // select + attend captured into a CUDA graph (no allocation, no sync inside)
 // replays to the same bits as the direct calls.
 TEST(GpuModeTest, CudaGraphCaptureReplays) {
