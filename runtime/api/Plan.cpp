@@ -15,12 +15,18 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 namespace fp {
 
 namespace {
 
-std::string str(int64_t value) { return std::to_string(value); }
+/// Integers in messages with their own signedness: a size_t of SIZE_MAX
+/// must not read as -1.
+template <typename Integer> std::string str(Integer value) {
+  static_assert(std::is_integral_v<Integer>);
+  return std::to_string(value);
+}
 
 int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -36,24 +42,24 @@ constexpr size_t kParamsV2Size =
 constexpr size_t kSpecV1Size =
     offsetof(fp_plan_spec_t, max_workspace_bytes) + sizeof(uint64_t);
 
-} // namespace
+/// How many bytes of a caller's versioned struct this library reads: the
+/// largest version it knows that fits within the caller's struct_size (a
+/// size between two versions ends inside a field, which is not read).
+/// Reading sizeof(T) instead would run past an older caller's struct.
+template <size_t N>
+size_t versionedPrefix(size_t structSize, const size_t (&versionSizes)[N]) {
+  size_t prefix = 0;
+  for (size_t size : versionSizes)
+    if (size <= structSize && size > prefix)
+      prefix = size;
+  return prefix;
+}
 
-Status validateParams(const fp_params_t *params) {
-  if (!params)
-    return invalidArgument("params: expected a pointer (fp_params_init), got "
-                           "NULL");
-  if (params->struct_size < kParamsV1Size)
-    return invalidArgument(
-        "params.struct_size: expected >= " + str(kParamsV1Size) +
-        " (call fp_params_init), got " + str(params->struct_size));
-  if (params->struct_size > sizeof(fp_params_t))
-    return unsupported("params.struct_size: " + str(params->struct_size) +
-                       " is larger than this library's fp_params_t (" +
-                       str(sizeof(fp_params_t)) +
-                       "): the caller was built against a newer header");
+/// The value ranges of a params struct read by readParams().
+Status checkParamValues(const fp_params_t *params) {
   if (!(params->alpha >= 0.0f && params->alpha <= 1.0f))
     return invalidArgument("params.alpha: expected a value in [0, 1], got " +
-                           std::to_string(params->alpha));
+                           formatFloat(params->alpha));
   if (params->sink < 0)
     return invalidArgument("params.sink: expected >= 0, got " +
                            str(params->sink));
@@ -75,9 +81,8 @@ Status validateParams(const fp_params_t *params) {
   if (!std::isfinite(params->scale))
     return invalidArgument("params.scale: expected a finite value (<= 0 for "
                            "1/sqrt(head_dim)), got " +
-                           std::to_string(params->scale));
-  if (params->struct_size >= kParamsV2Size &&
-      params->dense_below_tokens < FP_DENSE_BELOW_AUTO)
+                           formatFloat(params->scale));
+  if (params->dense_below_tokens < FP_DENSE_BELOW_AUTO)
     return invalidArgument("params.dense_below_tokens: expected -1 "
                            "(FP_DENSE_BELOW_AUTO), 0 (never) or a token "
                            "count, got " +
@@ -90,16 +95,9 @@ Status validateParams(const fp_params_t *params) {
   return Status::ok();
 }
 
-Status validatePlanSpec(const fp_plan_spec_t &spec) {
-  if (spec.struct_size != sizeof(fp_plan_spec_t) &&
-      spec.struct_size < kSpecV1Size)
-    return invalidArgument(
-        "spec.struct_size: expected " + str(sizeof(fp_plan_spec_t)) +
-        " (call fp_plan_spec_init), got " + str(spec.struct_size));
-  if (spec.struct_size > sizeof(fp_plan_spec_t))
-    return unsupported("spec.struct_size: " + str(spec.struct_size) +
-                       " is larger than this library's fp_plan_spec_t (" +
-                       str(sizeof(fp_plan_spec_t)) + ")");
+
+/// The value ranges of a spec read by readPlanSpec().
+Status checkPlanSpecValues(const fp_plan_spec_t &spec) {
   // A C caller may store any int in the enum field; loading an out-of-range
   // enum value is undefined in C++, so read the int.
   static_assert(sizeof(spec.dtype) == sizeof(int32_t));
@@ -167,13 +165,69 @@ Status validatePlanSpec(const fp_plan_spec_t &spec) {
   return Status::ok();
 }
 
+/// The caller's params as this library's struct: the caller's versions'
+/// fields copied, later fields at their fp_params_init defaults.
+StatusOr<fp_params_t> readParams(const fp_params_t *params) {
+  if (!params)
+    return invalidArgument("params: expected a pointer (fp_params_init), got "
+                           "NULL");
+  if (params->struct_size < kParamsV1Size)
+    return invalidArgument(
+        "params.struct_size: expected >= " + str(kParamsV1Size) +
+        " (call fp_params_init), got " + str(params->struct_size));
+  if (params->struct_size > sizeof(fp_params_t))
+    return unsupported("params.struct_size: " + str(params->struct_size) +
+                       " is larger than this library's fp_params_t (" +
+                       str(sizeof(fp_params_t)) +
+                       "): the caller was built against a newer header");
+  fp_params_t copy;
+  fp_params_init(&copy);
+  std::memcpy(&copy, params,
+              versionedPrefix(params->struct_size,
+                              {kParamsV1Size, kParamsV2Size}));
+  FP_RETURN_IF_ERROR(checkParamValues(&copy));
+  return copy;
+}
+
+/// The caller's spec as this library's struct (see readParams).
+StatusOr<fp_plan_spec_t> readPlanSpec(const fp_plan_spec_t &spec) {
+  if (spec.struct_size < kSpecV1Size)
+    return invalidArgument(
+        "spec.struct_size: expected " + str(sizeof(fp_plan_spec_t)) +
+        " (call fp_plan_spec_init), got " + str(spec.struct_size));
+  if (spec.struct_size > sizeof(fp_plan_spec_t))
+    return unsupported("spec.struct_size: " + str(spec.struct_size) +
+                       " is larger than this library's fp_plan_spec_t (" +
+                       str(sizeof(fp_plan_spec_t)) + ")");
+  fp_plan_spec_t copy;
+  fp_plan_spec_init(&copy);
+  std::memcpy(&copy, &spec, versionedPrefix(spec.struct_size, {kSpecV1Size}));
+  FP_RETURN_IF_ERROR(checkPlanSpecValues(copy));
+  return copy;
+}
+
+} // namespace
+
+Status validateParams(const fp_params_t *params) {
+  StatusOr<fp_params_t> read = readParams(params);
+  return read.isOk() ? Status::ok() : read.status();
+}
+
+Status validatePlanSpec(const fp_plan_spec_t &spec) {
+  StatusOr<fp_plan_spec_t> read = readPlanSpec(spec);
+  return read.isOk() ? Status::ok() : read.status();
+}
+
 StatusOr<std::unique_ptr<Plan>> Plan::create(const fp_plan_spec_t &spec) {
   return create(spec, PlanTuning());
 }
 
-StatusOr<std::unique_ptr<Plan>> Plan::create(const fp_plan_spec_t &spec,
+StatusOr<std::unique_ptr<Plan>> Plan::create(const fp_plan_spec_t &callerSpec,
                                              const PlanTuning &tuning) {
-  FP_RETURN_IF_ERROR(validatePlanSpec(spec));
+  StatusOr<fp_plan_spec_t> read = readPlanSpec(callerSpec);
+  if (!read.isOk())
+    return read.status();
+  const fp_plan_spec_t &spec = *read;
   std::unique_ptr<Plan> plan;
   if (spec.device == FP_DEVICE_CPU) {
     auto cpu = createCpuPlan(spec);
@@ -354,18 +408,21 @@ Status Plan::select(const fp_tensor_t *q, const fp_tensor_t *k,
   auto problem = validateTokens(q, k, nullptr, nullptr);
   if (!problem.isOk())
     return problem.status();
-  FP_RETURN_IF_ERROR(validateParams(params));
+  StatusOr<fp_params_t> read = readParams(params);
+  if (!read.isOk())
+    return read.status();
   FP_RETURN_IF_ERROR(validateMask(mask, *problem));
   WorkspaceLayout l = layout(problem->batch, problem->seqLen);
   FP_RETURN_IF_ERROR(
       validateWorkspace(workspace, workspaceBytes, l.selectBytes, *problem));
-  return runSelect(*problem, *q, *k, *params, *mask, workspace, stream);
+  return runSelect(*problem, *q, *k, *read, *mask, workspace, stream);
 }
 
 StatusOr<Plan::Problem>
 Plan::validateAttention(const fp_tensor_t *q, const fp_tensor_t *k,
                         const fp_tensor_t *v, const fp_tensor_t *out,
-                        const fp_params_t *params) const {
+                        const fp_params_t *params,
+                        fp_params_t *read) const {
   if (!out)
     return invalidArgument("out: expected a tensor, got NULL");
   if (!v)
@@ -373,7 +430,10 @@ Plan::validateAttention(const fp_tensor_t *q, const fp_tensor_t *k,
   auto problem = validateTokens(q, k, v, out);
   if (!problem.isOk())
     return problem.status();
-  FP_RETURN_IF_ERROR(validateParams(params));
+  StatusOr<fp_params_t> readOrError = readParams(params);
+  if (!readOrError.isOk())
+    return readOrError.status();
+  *read = *readOrError;
   return problem;
 }
 
@@ -381,18 +441,20 @@ Status Plan::attend(const fp_tensor_t *q, const fp_tensor_t *k,
                     const fp_tensor_t *v, const fp_mask_t *mask,
                     const fp_tensor_t *out, const fp_params_t *params,
                     void *stream) const {
-  auto problem = validateAttention(q, k, v, out, params);
+  fp_params_t read;
+  auto problem = validateAttention(q, k, v, out, params, &read);
   if (!problem.isOk())
     return problem.status();
   FP_RETURN_IF_ERROR(validateMask(mask, *problem));
-  return runAttend(*problem, *q, *k, *v, *mask, *out, *params, stream);
+  return runAttend(*problem, *q, *k, *v, *mask, *out, read, stream);
 }
 
 Status Plan::prefill(const fp_tensor_t *q, const fp_tensor_t *k,
                      const fp_tensor_t *v, const fp_tensor_t *out,
                      const fp_params_t *params, void *workspace,
                      size_t workspaceBytes, void *stream) const {
-  auto problem = validateAttention(q, k, v, out, params);
+  fp_params_t effective;
+  auto problem = validateAttention(q, k, v, out, params, &effective);
   if (!problem.isOk())
     return problem.status();
   WorkspaceLayout l = layout(problem->batch, problem->seqLen);
@@ -405,12 +467,10 @@ Status Plan::prefill(const fp_tensor_t *q, const fp_tensor_t *k,
   // Short prompts: the cost model (or the caller) says dense attention is
   // faster than scoring; alpha = 0 keeps every causal block and lets
   // discovery skip the scoring entirely.
-  const int64_t denseBelow = params->struct_size >= kParamsV2Size &&
-                                     params->dense_below_tokens !=
-                                         FP_DENSE_BELOW_AUTO
-                                 ? params->dense_below_tokens
-                                 : info_.denseBelowTokens;
-  fp_params_t effective = *params;
+  const int64_t denseBelow =
+      effective.dense_below_tokens != FP_DENSE_BELOW_AUTO
+          ? effective.dense_below_tokens
+          : info_.denseBelowTokens;
   if (problem->seqLen < denseBelow)
     effective.alpha = 0.0f;
   FP_RETURN_IF_ERROR(

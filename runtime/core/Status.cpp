@@ -5,6 +5,9 @@
 //===----------------------------------------------------------------------===//
 #include "flashprefill/status.h"
 
+#include <cstdio>
+#include <cstdlib>
+
 namespace fp {
 
 const char *statusCodeName(StatusCode code) {
@@ -20,6 +23,16 @@ const char *statusCodeName(StatusCode code) {
   case StatusCode::kInternal: return "internal error";
   }
   return "unknown";
+}
+
+std::string formatFloat(float value) {
+  char text[32];
+  for (int digits = 6; digits <= 9; ++digits) {
+    std::snprintf(text, sizeof(text), "%.*g", digits, double(value));
+    if (std::strtof(text, nullptr) == value)
+      break;
+  }
+  return text;
 }
 
 std::string Status::toString() const {

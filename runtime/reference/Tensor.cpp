@@ -12,18 +12,11 @@
 #include "Numerics.h"
 
 #include <cmath>
-#include <cstdio>
 #include <string>
 
 namespace fp::ref {
 
 namespace {
-
-std::string formatFloat(float value) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof(buffer), "%g", static_cast<double>(value));
-  return buffer;
-}
 
 Status nonNegative(const char *name, int value) {
   if (value >= 0)

@@ -15,8 +15,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <functional>
+#include <limits>
+#include <sys/mman.h>
 #include <thread>
+#include <unistd.h>
 
 namespace {
 
@@ -27,6 +32,89 @@ fp_tensor_t tensorOf(std::vector<uint16_t> &data, int64_t heads) {
   return {data.data(),
           {kBatch, kSeq, heads, kDim},
           {kSeq * heads * kDim, heads * kDim, kDim, 1}};
+}
+
+double bf16ToDouble(uint16_t bits) {
+  uint32_t word = uint32_t(bits) << 16;
+  float value;
+  std::memcpy(&value, &word, sizeof(value));
+  return value;
+}
+
+/// Causal attention in float64 from the bf16 inputs alone (no library
+/// code): row r of (b, query head h) sees the keys c <= r of kv head
+/// h / (h_q / h_kv) whose block is kept(b, h, r's block, c's block).
+struct Float64Attention {
+  std::vector<double> out; ///< [b, s, h_q, d]
+  std::vector<double> lse; ///< [b, h_q, s]
+};
+using KeptFn = std::function<bool(int64_t b, int64_t h, int64_t i, int64_t j)>;
+Float64Attention attentionInFloat64(const fp::testing::StructuredInputs &in,
+                                    double scale, const KeptFn &kept) {
+  Float64Attention result;
+  result.out.assign(kBatch * kSeq * kQHeads * kDim, 0.0);
+  result.lse.assign(kBatch * kQHeads * kSeq, 0.0);
+  const int64_t group = kQHeads / kKvHeads;
+  std::vector<double> logits(kSeq);
+  for (int64_t b = 0; b < kBatch; ++b)
+    for (int64_t h = 0; h < kQHeads; ++h)
+      for (int64_t r = 0; r < kSeq; ++r) {
+        const uint16_t *qRow = &in.q[((b * kSeq + r) * kQHeads + h) * kDim];
+        double maxLogit = -INFINITY;
+        for (int64_t c = 0; c <= r; ++c) {
+          logits[c] = -INFINITY;
+          if (!kept(b, h, r / kBlock, c / kBlock))
+            continue;
+          const uint16_t *kRow =
+              &in.k[((b * kSeq + c) * kKvHeads + h / group) * kDim];
+          double dot = 0;
+          for (int64_t x = 0; x < kDim; ++x)
+            dot += bf16ToDouble(qRow[x]) * bf16ToDouble(kRow[x]);
+          logits[c] = dot * scale;
+          maxLogit = std::max(maxLogit, logits[c]);
+        }
+        double sum = 0;
+        double *o = &result.out[((b * kSeq + r) * kQHeads + h) * kDim];
+        for (int64_t c = 0; c <= r; ++c) {
+          if (logits[c] == -INFINITY)
+            continue;
+          double p = std::exp(logits[c] - maxLogit);
+          sum += p;
+          const uint16_t *vRow =
+              &in.v[((b * kSeq + c) * kKvHeads + h / group) * kDim];
+          for (int64_t x = 0; x < kDim; ++x)
+            o[x] += p * bf16ToDouble(vRow[x]);
+        }
+        for (int64_t x = 0; x < kDim; ++x)
+          o[x] /= sum;
+        result.lse[(b * kQHeads + h) * kSeq + r] = maxLogit + std::log(sum);
+      }
+  return result;
+}
+
+/// The API's bf16 output and fp32 LSE agree with the float64 attention.
+/// bf16 rounds P and O (2^-9 relative each; measured: at most 0.4 of the
+/// bound below), so outputs may differ by 1% of max(1, |value|) and LSE by
+/// 1e-4 (fp32 sums); a wrong head, scale, stride or row is off by O(1).
+void expectCloseToFloat64(const std::vector<uint16_t> &out,
+                          const std::vector<float> &lse,
+                          const Float64Attention &want, const char *what) {
+  double outError = 0, lseError = 0;
+  size_t worstOut = 0, worstLse = 0;
+  for (size_t i = 0; i < out.size(); ++i)
+    if (double e = std::abs(bf16ToDouble(out[i]) - want.out[i]) /
+                   std::max(1.0, std::abs(want.out[i]));
+        e > outError)
+      outError = e, worstOut = i;
+  for (size_t i = 0; i < lse.size(); ++i)
+    if (double e = std::abs(double(lse[i]) - want.lse[i]); e > lseError)
+      lseError = e, worstLse = i;
+  EXPECT_LE(outError, 1e-2) << what << ": out[" << worstOut << "] is "
+                            << bf16ToDouble(out[worstOut]) << ", float64 "
+                            << want.out[worstOut];
+  EXPECT_LE(lseError, 1e-4) << what << ": lse[" << worstLse << "] is "
+                            << lse[worstLse] << ", float64 "
+                            << want.lse[worstLse];
 }
 
 /// A CPU plan and valid arguments; each test breaks one thing.
@@ -103,33 +191,112 @@ protected:
   fp_mask_t mask;
 };
 
-// fp_prefill on the CPU backend equals the reference's prefill bit for bit,
-// and select + attend equals prefill.
+// fp_prefill on the CPU backend: the mask fp_select returns obeys the rule's
+// invariants, the output and LSE equal float64 attention computed here over
+// that mask (so the API's wiring of strides, heads, scale and LSE layout is
+// checked by code independent of the library), select + attend equals
+// prefill, and the reference (the oracle for which blocks the rule keeps)
+// agrees bit for bit.
 TEST_F(ApiTest, PrefillMatchesReference) {
-  std::vector<float> lse(kBatch * kQHeads * kSeq);
+  // A strict rule, so the mask is really sparse on these 5-block rows.
+  params.alpha = 0.9f;
+  params.sink = 1;
+  params.window = 1;
+  params.last_n = 1;
+  std::vector<float> lse(kBatch * kQHeads * kSeq, NAN);
   params.lse = lse.data();
-  ASSERT_EQ(prefill(), FP_OK) << fp_last_error();
-  fp::ref::Options options;
-  options.blockSize = kBlock;
-  auto reference = referencePrefill(options);
-  ASSERT_TRUE(reference.isOk());
-  EXPECT_EQ(outData, reference->attention.out.storage());
-  EXPECT_EQ(lse, reference->attention.lse);
-
-  std::vector<uint16_t> separate(outData.size(), 0);
-  fp_tensor_t out2 = tensorOf(separate, kQHeads);
-  size_t selectBytes = fp_plan_select_workspace_bytes(plan, kBatch, kSeq);
   unsigned long long kept = 0;
   params.kept_counter = &kept;
+  size_t selectBytes = fp_plan_select_workspace_bytes(plan, kBatch, kSeq);
   ASSERT_EQ(fp_select(plan, &q, &k, &params, &mask, workspace.data(),
                       selectBytes, nullptr),
             FP_OK)
       << fp_last_error();
-  EXPECT_EQ(int64_t(kept), reference->mask.keptBlocks());
-  EXPECT_EQ(counts, reference->mask.counts);
+
+  // The rule's invariants on the returned mask.
+  int64_t total = 0;
+  for (int64_t b = 0; b < kBatch; ++b)
+    for (int64_t h = 0; h < kQHeads; ++h)
+      for (int64_t i = 0; i < kBlocks; ++i) {
+        const int64_t row = (b * kQHeads + h) * kBlocks + i;
+        const int32_t count = counts[row];
+        const int32_t *rowIds = &ids[row * kBlocks];
+        ASSERT_GE(count, 1) << "row " << row;
+        ASSERT_LE(count, i + 1) << "row " << row;
+        for (int32_t n = 0; n < count; ++n) {
+          ASSERT_GE(rowIds[n], 0) << "row " << row;
+          ASSERT_LE(rowIds[n], i) << "row " << row;
+          if (n > 0)
+            ASSERT_LT(rowIds[n - 1], rowIds[n]) << "ids ascending, row " << row;
+        }
+        auto has = [&](int64_t j) {
+          return std::find(rowIds, rowIds + count, j) != rowIds + count;
+        };
+        EXPECT_TRUE(has(i)) << "the diagonal block (window), row " << row;
+        EXPECT_TRUE(has(0)) << "the sink block, row " << row;
+        if (i >= kBlocks - params.last_n)
+          EXPECT_EQ(count, i + 1) << "last_n rows are dense, row " << row;
+        total += count;
+      }
+  EXPECT_EQ(int64_t(kept), total) << "kept_counter";
+  const int64_t causalBlocks = kBatch * kQHeads * kBlocks * (kBlocks + 1) / 2;
+  EXPECT_LT(total, causalBlocks) << "alpha 0.9 must drop some block here";
+
+  const std::vector<int32_t> selectedCounts = counts, selectedIds = ids;
+  auto keptBySelect = [&](int64_t b, int64_t h, int64_t i, int64_t j) {
+    const int64_t row = (b * kQHeads + h) * kBlocks + i;
+    const int32_t *rowIds = &selectedIds[row * kBlocks];
+    return std::find(rowIds, rowIds + selectedCounts[row], j) !=
+           rowIds + selectedCounts[row];
+  };
+  const double defaultScale = 1.0 / std::sqrt(double(kDim));
+  ASSERT_EQ(prefill(), FP_OK) << fp_last_error();
+  expectCloseToFloat64(outData, lse,
+                       attentionInFloat64(inputs, defaultScale, keptBySelect),
+                       "prefill, alpha 0.9");
+  EXPECT_EQ(counts, selectedCounts) << "fp_select wrote the caller's mask "
+                                       "only; prefill keeps its own";
+
+  // select + attend = prefill, and an explicit scale is honoured.
+  std::vector<uint16_t> separate(outData.size(), 0);
+  fp_tensor_t out2 = tensorOf(separate, kQHeads);
   ASSERT_EQ(fp_attend(plan, &q, &k, &v, &mask, &out2, &params, nullptr), FP_OK)
       << fp_last_error();
   EXPECT_EQ(separate, outData);
+  params.scale = 0.3f;
+  ASSERT_EQ(fp_attend(plan, &q, &k, &v, &mask, &out2, &params, nullptr), FP_OK)
+      << fp_last_error();
+  expectCloseToFloat64(separate, lse,
+                       attentionInFloat64(inputs, double(0.3f), keptBySelect),
+                       "attend, scale 0.3");
+  params.scale = 0.0f;
+
+  // alpha = 0 keeps every causal block: dense causal attention.
+  params.alpha = 0.0f;
+  kept = 0;
+  ASSERT_EQ(prefill(), FP_OK) << fp_last_error();
+  EXPECT_EQ(int64_t(kept), causalBlocks);
+  expectCloseToFloat64(
+      outData, lse,
+      attentionInFloat64(inputs, defaultScale,
+                         [](int64_t, int64_t, int64_t, int64_t) { return true; }),
+      "prefill, alpha 0 (dense causal)");
+
+  // The oracle of the rule: the reference keeps the same blocks and
+  // computes the same bits.
+  params.alpha = 0.9f;
+  ASSERT_EQ(prefill(), FP_OK) << fp_last_error();
+  fp::ref::Options options;
+  options.blockSize = kBlock;
+  options.alpha = params.alpha;
+  options.sink = params.sink;
+  options.window = params.window;
+  options.lastN = params.last_n;
+  auto reference = referencePrefill(options);
+  ASSERT_TRUE(reference.isOk());
+  EXPECT_EQ(selectedCounts, reference->mask.counts);
+  EXPECT_EQ(outData, reference->attention.out.storage());
+  EXPECT_EQ(lse, reference->attention.lse);
 }
 
 // The short-prompt fall-back: dense_below_tokens above the length makes
@@ -192,6 +359,117 @@ TEST_F(ApiTest, VersionOneParamsGetTheCostModel) {
   auto reference = referencePrefill(options);
   ASSERT_TRUE(reference.isOk());
   EXPECT_EQ(outData, reference->attention.out.storage());
+}
+
+/// A readable page followed by an inaccessible one: a struct placed at the
+/// end of the first page faults on any read past its size.
+class GuardedPage {
+public:
+  GuardedPage() {
+    pageSize_ = size_t(sysconf(_SC_PAGESIZE));
+    void *pages = mmap(nullptr, 2 * pageSize_, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (pages == MAP_FAILED)
+      return;
+    base_ = static_cast<char *>(pages);
+    if (mprotect(base_ + pageSize_, pageSize_, PROT_NONE) != 0) {
+      munmap(base_, 2 * pageSize_);
+      base_ = nullptr;
+    }
+  }
+  ~GuardedPage() {
+    if (base_)
+      munmap(base_, 2 * pageSize_);
+  }
+  bool ok() const { return base_ != nullptr; }
+  /// A copy of the first `bytes` of `value` ending exactly at the guard.
+  template <typename T> const T *placeAtEnd(const T &value, size_t bytes) {
+    char *at = base_ + pageSize_ - bytes;
+    std::memcpy(at, &value, bytes);
+    return reinterpret_cast<const T *>(at);
+  }
+
+private:
+  size_t pageSize_ = 0;
+  char *base_ = nullptr;
+};
+
+// A version-1 params struct (88 bytes) ending at a page boundary: every
+// entry point reads it only up to its struct_size (it used to copy the
+// whole current struct, 8 bytes past the caller's: SIGSEGV here) and
+// dense_below_tokens takes its default.
+TEST_F(ApiTest, VersionOneParamsAreReadOnlyToTheirSize) {
+  constexpr size_t kVersionOneSize = offsetof(fp_params_t, dense_below_tokens);
+  static_assert(kVersionOneSize == 88);
+  static_assert(kVersionOneSize % alignof(fp_params_t) == 0);
+  GuardedPage page;
+  ASSERT_TRUE(page.ok());
+  params.struct_size = kVersionOneSize;
+  const fp_params_t *v1 = page.placeAtEnd(params, kVersionOneSize);
+
+  ASSERT_EQ(fp_prefill(plan, &q, &k, &v, &out, v1, workspace.data(),
+                       workspaceBytes, nullptr),
+            FP_OK)
+      << fp_last_error();
+  fp::ref::Options options;
+  options.blockSize = kBlock;
+  auto reference = referencePrefill(options);
+  ASSERT_TRUE(reference.isOk());
+  EXPECT_EQ(outData, reference->attention.out.storage());
+
+  size_t selectBytes = fp_plan_select_workspace_bytes(plan, kBatch, kSeq);
+  ASSERT_EQ(fp_select(plan, &q, &k, v1, &mask, workspace.data(), selectBytes,
+                      nullptr),
+            FP_OK)
+      << fp_last_error();
+  EXPECT_EQ(counts, reference->mask.counts);
+  std::vector<uint16_t> attended(outData.size(), 0);
+  fp_tensor_t attendedOut = tensorOf(attended, kQHeads);
+  ASSERT_EQ(fp_attend(plan, &q, &k, &v, &mask, &attendedOut, v1, nullptr),
+            FP_OK)
+      << fp_last_error();
+  EXPECT_EQ(attended, outData);
+  EXPECT_TRUE(fp::validateParams(v1).isOk());
+
+  // The same for a spec whose struct ends at the page boundary.
+  GuardedPage specPage;
+  ASSERT_TRUE(specPage.ok());
+  const fp_plan_spec_t *guardedSpec =
+      specPage.placeAtEnd(spec, spec.struct_size);
+  fp_plan_t *another = nullptr;
+  ASSERT_EQ(fp_plan_create(guardedSpec, &another), FP_OK) << fp_last_error();
+  fp_plan_destroy(another);
+}
+
+// Sizes and floats in messages are shown as they are: a struct_size of
+// SIZE_MAX is not "-1", alpha 1.0000001 is not "1.000000".
+TEST_F(ApiTest, MessagesShowSizesAndFloatsExactly) {
+  params.struct_size = SIZE_MAX;
+  expectRejected(prefill(), FP_ERROR_UNSUPPORTED,
+                 "params.struct_size: 18446744073709551615 is larger than "
+                 "this library's fp_params_t (" +
+                     std::to_string(sizeof(fp_params_t)) + ")");
+  fp_params_init(&params);
+  params.alpha = 1.0000001f;
+  expectRejected(prefill(), FP_ERROR_INVALID_ARGUMENT,
+                 "params.alpha: expected a value in [0, 1], got 1.0000001");
+  params.alpha = 1.5f;
+  expectRejected(prefill(), FP_ERROR_INVALID_ARGUMENT,
+                 "params.alpha: expected a value in [0, 1], got 1.5");
+  fp_params_init(&params);
+  params.scale = std::numeric_limits<float>::infinity();
+  expectRejected(prefill(), FP_ERROR_INVALID_ARGUMENT,
+                 "params.scale: expected a finite value (<= 0 for "
+                 "1/sqrt(head_dim)), got inf");
+
+  fp_plan_spec_t bad = spec;
+  bad.struct_size = SIZE_MAX;
+  fp_plan_t *none = nullptr;
+  EXPECT_EQ(fp_plan_create(&bad, &none), FP_ERROR_UNSUPPORTED);
+  EXPECT_NE(std::string(fp_last_error())
+                .find("spec.struct_size: 18446744073709551615 is larger"),
+            std::string::npos)
+      << fp_last_error();
 }
 
 // Strided views into one packed QKV buffer work like separate tensors.

@@ -120,12 +120,64 @@ protected:
 // Init, destroy, last error, status names
 //===----------------------------------------------------------------------===//
 
-// Rows: fp_plan_spec_init(NULL), fp_params_init(NULL), fp_plan_destroy(NULL).
+// Rows: fp_plan_spec_init(NULL), fp_params_init(NULL), fp_plan_destroy(NULL):
+// no effect, not even on the calling thread's fp_last_error (they report
+// nothing), and the library works afterwards. The same init calls on real
+// structs overwrite every field of a poison pattern with the documented
+// defaults, so "no effect" is a property of NULL, not of the functions.
 TEST(BadInputInitTest, NullIsANoOp) {
+  fp_plan_t *plan = reinterpret_cast<fp_plan_t *>(uintptr_t(0x1));
+  ASSERT_EQ(fp_plan_create(nullptr, &plan), FP_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(plan, nullptr) << "a failed create returns no plan";
+  const std::string before = lastError();
+  ASSERT_NE(before, "");
   fp_plan_spec_init(nullptr);
   fp_params_init(nullptr);
   fp_plan_destroy(nullptr);
-  SUCCEED();
+  EXPECT_EQ(lastError(), before) << "a NULL no-op changed fp_last_error";
+
+  fp_plan_spec_t spec;
+  std::memset(&spec, 0xA5, sizeof(spec));
+  fp_plan_spec_init(&spec);
+  EXPECT_EQ(spec.struct_size, sizeof(fp_plan_spec_t));
+  EXPECT_EQ(spec.dtype, FP_DTYPE_BF16);
+  EXPECT_EQ(spec.head_dim, 128);
+  EXPECT_EQ(spec.head_dim_v, 0);
+  EXPECT_EQ(spec.num_q_heads, 32);
+  EXPECT_EQ(spec.num_kv_heads, 8);
+  EXPECT_EQ(spec.block_size, FP_DEFAULT_BLOCK_SIZE);
+  EXPECT_EQ(spec.causal, 1);
+  EXPECT_EQ(spec.pooled_queries, 0);
+  EXPECT_EQ(spec.max_batch, 1);
+  EXPECT_EQ(spec.max_seq_len, 0);
+  EXPECT_EQ(spec.device, 0);
+  EXPECT_EQ(spec.max_workspace_bytes, 0u);
+
+  fp_params_t params;
+  std::memset(&params, 0xA5, sizeof(params));
+  fp_params_init(&params);
+  EXPECT_EQ(params.struct_size, sizeof(fp_params_t));
+  EXPECT_EQ(params.alpha, FP_DEFAULT_ALPHA);
+  EXPECT_EQ(params.sink, FP_DEFAULT_SINK);
+  EXPECT_EQ(params.window, FP_DEFAULT_WINDOW);
+  EXPECT_EQ(params.last_n, FP_DEFAULT_LAST_N);
+  EXPECT_EQ(params.min_budget, FP_DEFAULT_MIN_BUDGET);
+  EXPECT_EQ(params.threshold_kind, 0);
+  EXPECT_EQ(params.scale, 0.0f);
+  EXPECT_EQ(params.lse, nullptr);
+  EXPECT_EQ(params.kept_counter, nullptr);
+  EXPECT_EQ(params.cu_seqlens_q, nullptr);
+  EXPECT_EQ(params.cu_seqlens_k, nullptr);
+  EXPECT_EQ(params.max_seqlen_q, 0);
+  EXPECT_EQ(params.max_seqlen_k, 0);
+  EXPECT_EQ(params.dense_below_tokens, FP_DENSE_BELOW_AUTO);
+  EXPECT_TRUE(fp::validateParams(&params).isOk());
+
+  spec.device = FP_DEVICE_CPU;
+  spec.max_seq_len = 64;
+  ASSERT_EQ(fp_plan_create(&spec, &plan), FP_OK) << lastError();
+  EXPECT_EQ(lastError(), "");
+  fp_plan_destroy(plan);
 }
 
 // Row: fp_last_error after success is "", never NULL; fp_status_name of an

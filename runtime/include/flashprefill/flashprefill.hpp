@@ -109,12 +109,15 @@ private:
   Status validateTensor(const fp_tensor_t *t, const char *name, int64_t batch,
                         int64_t seqLen, int64_t heads,
                         const char *headsName) const;
-  /// Tokens, output and params of attend() and prefill().
+  /// Tokens, output and params of attend() and prefill(); `read` receives
+  /// the params as this library's struct (fields past the caller's
+  /// struct_size at their defaults).
   StatusOr<Problem> validateAttention(const fp_tensor_t *q,
                                       const fp_tensor_t *k,
                                       const fp_tensor_t *v,
                                       const fp_tensor_t *out,
-                                      const fp_params_t *params) const;
+                                      const fp_params_t *params,
+                                      fp_params_t *read) const;
   Status validateMask(const fp_mask_t *mask, const Problem &problem) const;
   Status validateWorkspace(const void *workspace, size_t bytes, size_t required,
                            const Problem &problem) const;

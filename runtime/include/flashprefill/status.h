@@ -33,6 +33,10 @@ enum class StatusCode : int {
 /// Returns a stable lowercase name for a code ("invalid argument", ...).
 const char *statusCodeName(StatusCode code);
 
+/// A float as error messages show it: the shortest of %.6g .. %.9g that
+/// reads back as the same float, so 1.0000001 is never shown as "1".
+std::string formatFloat(float value);
+
 /// Outcome of an operation: ok, or a code with a human-readable message.
 class [[nodiscard]] Status {
 public:
