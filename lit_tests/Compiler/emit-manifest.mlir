@@ -17,4 +17,4 @@
 // CHECK-NEXT: struct FpAttentionParams size={{[0-9]+}} tma_q:0:128 tma_k:128:128 tma_v:256:128 q:384:8
 
 // UNLOWERED: expected IR lowered to EmitC; run --fp-compile-pipeline before emitting CUDA
-// NOMANIFEST: expected a module lowered by convert-fp-to-emitc
+// NOMANIFEST: error: --fp-emit=manifest: expected a string module attribute 'fp.arch'

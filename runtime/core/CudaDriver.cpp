@@ -207,10 +207,16 @@ StatusOr<Module> Module::load(std::string_view image) {
   if (image.empty())
     return invalidArgument("image: expected a CUBIN or PTX image, got 0 "
                            "bytes");
+  // PTX is read up to its NUL; a view need not be NUL-terminated.
+  bool isElf = image.substr(0, 4) == "\x7f" "ELF";
+  std::string terminatedPtx;
+  if (!isElf && image.back() != '\0')
+    terminatedPtx = std::string(image);
   CUmodule module = nullptr;
-  FP_RETURN_IF_ERROR(
-      (*driver)->check((*driver)->api().moduleLoadData(&module, image.data()),
-                       "cuModuleLoadData"));
+  FP_RETURN_IF_ERROR((*driver)->check(
+      (*driver)->api().moduleLoadData(
+          &module, terminatedPtx.empty() ? image.data() : terminatedPtx.c_str()),
+      "cuModuleLoadData"));
   return Module(*driver, module);
 }
 

@@ -35,6 +35,9 @@ struct Nvrtc::Api {
   decltype(&::nvrtcGetCUBIN) getCUBIN = nullptr;
   decltype(&::nvrtcAddNameExpression) addNameExpression = nullptr;
   decltype(&::nvrtcGetLoweredName) getLoweredName = nullptr;
+  // Optional (NVRTC 11.2+): the real archs this NVRTC can compile for.
+  decltype(&::nvrtcGetNumSupportedArchs) getNumSupportedArchs = nullptr;
+  decltype(&::nvrtcGetSupportedArchs) getSupportedArchs = nullptr;
 };
 
 namespace {
@@ -175,6 +178,11 @@ Nvrtc::load(const std::vector<std::string> &candidates) {
   resolve(api.getCUBIN, "nvrtcGetCUBIN");
   resolve(api.addNameExpression, "nvrtcAddNameExpression");
   resolve(api.getLoweredName, "nvrtcGetLoweredName");
+  api.getNumSupportedArchs = reinterpret_cast<decltype(
+      api.getNumSupportedArchs)>(dlsym(opened.handle,
+                                       "nvrtcGetNumSupportedArchs"));
+  api.getSupportedArchs = reinterpret_cast<decltype(api.getSupportedArchs)>(
+      dlsym(opened.handle, "nvrtcGetSupportedArchs"));
   if (!missing.empty())
     return Status(StatusCode::kNotFound,
                   "NVRTC at '" + opened.candidate +
@@ -183,6 +191,14 @@ Nvrtc::load(const std::vector<std::string> &candidates) {
 
   if (api.version(&nvrtc->major_, &nvrtc->minor_) != NVRTC_SUCCESS)
     return Status(StatusCode::kInternal, "nvrtcVersion failed");
+  int numArchs = 0;
+  if (api.getNumSupportedArchs && api.getSupportedArchs &&
+      api.getNumSupportedArchs(&numArchs) == NVRTC_SUCCESS && numArchs > 0 &&
+      numArchs < 1024) {
+    nvrtc->supportedArchs_.resize(size_t(numArchs));
+    if (api.getSupportedArchs(nvrtc->supportedArchs_.data()) != NVRTC_SUCCESS)
+      nvrtc->supportedArchs_.clear();
+  }
   nvrtc->libraryPath_ =
       detail::libraryPathOf(reinterpret_cast<void *>(api.version));
   if (nvrtc->libraryPath_.empty())
@@ -326,6 +342,11 @@ StatusOr<NvrtcOutput> Nvrtc::compile(std::string_view source,
       out.binary.resize(size);
       rc = api.getPTX(program, &out.binary[0]);
     }
+    // NVRTC's PTX size counts the terminating NUL; ptxas rejects a file
+    // holding it ("Unexpected EOF"). std::string still NUL-terminates
+    // data(), which is what cuModuleLoadData needs.
+    while (!out.binary.empty() && out.binary.back() == '\0')
+      out.binary.pop_back();
   }
   if (rc != NVRTC_SUCCESS)
     return Status(StatusCode::kInternal,

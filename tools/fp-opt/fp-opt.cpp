@@ -17,6 +17,7 @@
 #include "fp/Compiler/CudaEmitter.h"
 #include "fp/Compiler/KernelManifest.h"
 #include "fp/Compiler/Passes.h"
+#include "fp/Compiler/TileConfig.h"
 #include "fp/Dialect/FPDialect.h"
 
 #include "mlir/Dialect/EmitC/IR/EmitC.h"
@@ -45,7 +46,8 @@ llvm::cl::opt<EmitKind> emitKind(
         clEnumValN(EmitKind::Manifest, "manifest",
                    "the kernel manifest the runtime launches from"),
         clEnumValN(EmitKind::Ptx, "ptx",
-                   "portable PTX (compute_80) compiled by NVRTC"),
+                   "PTX for the module's arch (compute_90a for sm_90a) "
+                   "compiled by NVRTC"),
         clEnumValN(EmitKind::Cubin, "cubin",
                    "a CUBIN for the module's arch compiled by NVRTC")),
     llvm::cl::init(EmitKind::Mlir));
@@ -56,11 +58,63 @@ llvm::cl::opt<bool> ptxasVerbose(
                    "shared-memory report per kernel to stderr"),
     llvm::cl::init(false));
 
+const char *emitKindName() {
+  switch (emitKind) {
+  case EmitKind::Mlir:
+    return "mlir";
+  case EmitKind::Cuda:
+    return "cuda";
+  case EmitKind::Manifest:
+    return "manifest";
+  case EmitKind::Ptx:
+    return "ptx";
+  case EmitKind::Cubin:
+    return "cubin";
+  }
+  return "?";
+}
+
+/// A lowered module must name a supported arch and hold at least one kernel:
+/// without this an empty module gave empty CUDA/PTX with exit 0, and
+/// --fp-emit=cubin dereferenced the missing fp.arch.
+FailureOr<mlir::fp::TargetArch> requireKernels(ModuleOp module) {
+  auto fail = [&](const llvm::Twine &why) {
+    llvm::errs() << "error: --fp-emit=" << emitKindName() << ": " << why
+                 << "\n";
+    return failure();
+  };
+  Attribute arch = module->getAttr("fp.arch");
+  auto archName = llvm::dyn_cast_or_null<StringAttr>(arch);
+  if (!archName) {
+    std::string got;
+    llvm::raw_string_ostream gotStream(got);
+    if (arch)
+      gotStream << arch;
+    else
+      gotStream << "none";
+    return fail("expected a string module attribute 'fp.arch' (one of " +
+                mlir::fp::supportedArchList() +
+                ", set by --fp-compile-pipeline=\"arch=...\"), got " + got);
+  }
+  std::optional<mlir::fp::TargetArch> target =
+      mlir::fp::parseTargetArch(archName.getValue());
+  if (!target)
+    return fail("fp.arch: expected one of " + mlir::fp::supportedArchList() +
+                ", got '" + archName.getValue() + "'");
+  if (module.getOps<emitc::FuncOp>().empty())
+    return fail("the module holds no fp kernels (expected fp.prefill or fp "
+                "kernel ops lowered by --fp-compile-pipeline)");
+  return *target;
+}
+
 /// Compiles the CUDA source of `module` with NVRTC into `binary`.
 LogicalResult compileWithNvrtc(ModuleOp module, std::string &binary) {
   std::string source;
   llvm::raw_string_ostream sourceStream(source);
   if (failed(mlir::fp::translateToCuda(module, sourceStream)))
+    return failure();
+  FailureOr<mlir::fp::TargetArch> target = requireKernels(module);
+  if (failed(target))
     return failure();
   auto nvrtc = ::fp::rt::Nvrtc::get();
   if (!nvrtc.isOk()) {
@@ -69,12 +123,11 @@ LogicalResult compileWithNvrtc(ModuleOp module, std::string &binary) {
   }
   ::fp::rt::NvrtcOptions options;
   if (emitKind == EmitKind::Ptx) {
-    // compute_80 PTX runs on every GPU the kernels support (JIT by the
-    // driver); CUBINs are exact-arch.
-    options.arch = "compute_80";
+    // The module's virtual arch: the sm_90a kernels hold wgmma and
+    // setmaxnreg, which only compute_90a PTX may carry.
+    options.arch = "compute_" + target->name.substr(3);
   } else {
-    options.arch =
-        module->getAttrOfType<StringAttr>("fp.arch").getValue().str();
+    options.arch = target->name;
     options.ptxasVerbose = ptxasVerbose;
   }
   auto output = (*nvrtc)->compile(source, "fp_kernels.cu", options);
@@ -125,14 +178,21 @@ LogicalResult emitTranslated(const std::string &inputFilename,
     return failure();
   }
   if (emitKind == EmitKind::Cuda) {
-    if (failed(mlir::fp::translateToCuda(*module, output->os())))
+    // Checked before anything reaches the output, which may be stdout.
+    std::string source;
+    llvm::raw_string_ostream sourceStream(source);
+    if (failed(mlir::fp::translateToCuda(*module, sourceStream)) ||
+        failed(requireKernels(*module)))
       return failure();
+    output->os() << source;
   } else if (emitKind == EmitKind::Ptx || emitKind == EmitKind::Cubin) {
     std::string binary;
     if (failed(compileWithNvrtc(*module, binary)))
       return failure();
     output->os() << binary;
   } else {
+    if (failed(requireKernels(*module)))
+      return failure();
     FailureOr<std::string> manifest = mlir::fp::buildKernelManifest(*module);
     if (failed(manifest))
       return failure();

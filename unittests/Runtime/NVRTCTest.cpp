@@ -107,6 +107,19 @@ TEST(NVRTCTest, CompilesPtxForVirtualArch) {
   EXPECT_NE(out->binary.find(".target sm_80"), std::string::npos);
   EXPECT_NE(out->binary.find(".entry fp_tiny"), std::string::npos);
   EXPECT_TRUE(out->resources.empty()); // ptxas does not run for PTX
+  // NVRTC's PTX size counts a terminating NUL; written to a file it made
+  // ptxas fail with "Unexpected EOF".
+  EXPECT_EQ(out->binary.find('\0'), std::string::npos);
+}
+
+// The real archs this NVRTC compiles for are reported (the runtime compiles
+// for a newer GPU's exact arch only when NVRTC lists it).
+TEST(NVRTCTest, ReportsSupportedArchs) {
+  REQUIRE_NVRTC(nvrtc);
+  const std::vector<int> &archs = nvrtc->supportedArchs();
+  ASSERT_FALSE(archs.empty());
+  EXPECT_NE(std::find(archs.begin(), archs.end(), 80), archs.end());
+  EXPECT_NE(std::find(archs.begin(), archs.end(), 90), archs.end());
 }
 
 // A syntax error is kCompileError carrying NVRTC's log with file and line.
@@ -138,19 +151,76 @@ TEST(NVRTCTest, BadArchIsInvalidArgument) {
   EXPECT_EQ(out.status().code(), StatusCode::kInvalidArgument);
 }
 
-// Every embedded header compiles on its own under NVRTC (sm_80 CUBIN),
-// which also checks that their relative includes ("../common.cuh",
-// "arch/mma_sm80.cuh") resolve from memory.
+// Every embedded header compiles on its own under NVRTC, which also checks
+// that their relative includes ("../common.cuh", "arch/mma_sm80.cuh")
+// resolve from memory: an sm_80 CUBIN, except the sm90 (wgmma/TMA) headers,
+// which compile for sm_90a and #error for sm_80 (see
+// Sm90CodeForAnotherTargetIsACompileError).
 TEST(NVRTCTest, EveryEmbeddedHeaderCompilesAlone) {
   REQUIRE_NVRTC(nvrtc);
-  NvrtcOptions options;
-  options.arch = "sm_80";
   for (size_t i = 0; i < embeddedHeaderCount(); ++i) {
     std::string name = embeddedHeader(i).name;
+    NvrtcOptions options;
+    options.arch = name.find("sm90") != std::string::npos ? "sm_90a" : "sm_80";
     StatusOr<NvrtcOutput> out =
         nvrtc->compile("#include \"" + name + "\"\n",
                        "include_" + std::to_string(i) + ".cu", options);
     EXPECT_TRUE(out) << name << ": " << out.status().toString();
+  }
+}
+
+// The Hopper device code (wgmma, setmaxnreg, TMA, mbarrier tx) compiled for
+// a target without those features is a compile error naming the needed
+// arch. Before the guard NVRTC accepted its inline asm for compute_80 and
+// the PTX failed later, in ptxas or the driver.
+TEST(NVRTCTest, Sm90CodeForAnotherTargetIsACompileError) {
+  REQUIRE_NVRTC(nvrtc);
+  // Each sm90 header included directly.
+  int sm90Headers = 0;
+  for (size_t i = 0; i < embeddedHeaderCount(); ++i) {
+    std::string name = embeddedHeader(i).name;
+    if (name.find("sm90") == std::string::npos)
+      continue;
+    ++sm90Headers;
+    for (const char *arch : {"sm_80", "compute_80", "sm_90", "compute_90"}) {
+      NvrtcOptions options;
+      options.arch = arch;
+      StatusOr<NvrtcOutput> out =
+          nvrtc->compile("#include \"" + name + "\"\n", "sm90.cu", options);
+      ASSERT_FALSE(out) << name << " compiled for " << arch;
+      EXPECT_EQ(out.status().code(), StatusCode::kCompileError);
+      EXPECT_NE(out.status().message().find(
+                    name + ": wgmma, setmaxnreg, TMA and mbarrier tx need "
+                           "-arch=sm_90a or compute_90a"),
+                std::string::npos)
+          << out.status().message();
+    }
+  }
+  EXPECT_EQ(sm90Headers, 3);
+
+  // The sm90 attention kernel (kArch 90) through the umbrella header, as the
+  // generated glue writes it: compiles for sm_90a, static_asserts elsewhere.
+  const std::string kernel =
+      "#include \"fp/kernels.cuh\"\n"
+      "extern \"C\" __global__ void __launch_bounds__(384, 1)\n"
+      "fp_attention(const __grid_constant__ FpAttentionParams params) {\n"
+      "  fp::dev::masked_attention<__nv_bfloat16, 128, 128, 128, 128, 12, 2, "
+      "90>(params);\n"
+      "}\n";
+  NvrtcOptions hopper;
+  hopper.arch = "sm_90a";
+  StatusOr<NvrtcOutput> ok = nvrtc->compile(kernel, "attention.cu", hopper);
+  EXPECT_TRUE(ok) << ok.status().toString();
+  for (const char *arch : {"sm_80", "compute_80", "sm_90", "sm_100"}) {
+    NvrtcOptions options;
+    options.arch = arch;
+    StatusOr<NvrtcOutput> out = nvrtc->compile(kernel, "attention.cu", options);
+    ASSERT_FALSE(out) << "kArch 90 compiled for " << arch;
+    EXPECT_NE(out.status().message().find(
+                  "masked_attention: kArch 90 (the wgmma/TMA mainloop) needs "
+                  "-arch=sm_90a or compute_90a"),
+              std::string::npos)
+        << out.status().message();
   }
 }
 

@@ -25,6 +25,17 @@
 #define FP_DEVICE __device__ __forceinline__
 #define FP_HOST_DEVICE __host__ __device__ __forceinline__
 
+/// 1 where device code may use the Hopper features of the sm90 mainloop:
+/// wgmma and setmaxnreg (sm_90a only, __CUDA_ARCH_FEAT_SM90_ALL), TMA and
+/// mbarrier transaction counts; also 1 in a host pass (no device code).
+/// NVRTC accepts their inline asm for any target, and ptxas (or the driver's
+/// JIT) rejects it only later, so the sm90 headers #error when this is 0.
+#if !defined(__CUDA_ARCH__) || defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define FP_TARGET_HAS_SM90A 1
+#else
+#define FP_TARGET_HAS_SM90A 0
+#endif
+
 namespace fp {
 namespace dev {
 

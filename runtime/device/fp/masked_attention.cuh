@@ -20,12 +20,29 @@
 #define FP_DEVICE_MASKED_ATTENTION_CUH
 
 #include "fp/arch/attention_mainloop_sm80.cuh"
-#include "fp/arch/attention_mainloop_sm90.cuh"
 #include "fp/attention_work.cuh"
 #include "fp/common.cuh"
 
+#if FP_TARGET_HAS_SM90A
+#include "fp/arch/attention_mainloop_sm90.cuh"
+#endif
+
 namespace fp {
 namespace dev {
+
+#if !FP_TARGET_HAS_SM90A
+/// Compiling for a target without wgmma/TMA: asking for the sm90 mainloop
+/// (kArch 90) is a compile error here, not PTX that ptxas or the driver
+/// rejects later (or a kernel that silently does something else).
+template <typename Element, int kHeadDim, int kBlockSize, int kBlockM, int kBlockN,
+          int kNumWarps, int kNumStages>
+struct AttentionMainloopSm90 {
+  static_assert(sizeof(Element) == 0,
+                "masked_attention: kArch 90 (the wgmma/TMA mainloop) needs -arch=sm_90a or "
+                "compute_90a; use kArch 80 (the mma.sync mainloop) for this target");
+  static constexpr int kSmemBytes = 0;
+};
+#endif
 
 /// Largest dynamic shared memory a CTA may opt into, per compute capability
 /// (CUDA programming guide, "Technical Specifications per Compute

@@ -36,6 +36,12 @@
 #ifndef FP_DEVICE_ARCH_ATTENTION_MAINLOOP_SM90_CUH
 #define FP_DEVICE_ARCH_ATTENTION_MAINLOOP_SM90_CUH
 
+#include "fp/common.cuh"
+
+#if !FP_TARGET_HAS_SM90A
+#error "fp/arch/attention_mainloop_sm90.cuh: wgmma, setmaxnreg, TMA and mbarrier tx need -arch=sm_90a or compute_90a; other targets use the kArch 80 (mma.sync) mainloop"
+#endif
+
 #include "fp/arch/sm90_primitives.cuh"
 #include "fp/arch/wgmma_sm90.cuh"
 #include "fp/attention_work.cuh"

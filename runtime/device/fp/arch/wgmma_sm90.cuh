@@ -24,6 +24,10 @@
 
 #include "fp/common.cuh"
 
+#if !FP_TARGET_HAS_SM90A
+#error "fp/arch/wgmma_sm90.cuh: wgmma, setmaxnreg, TMA and mbarrier tx need -arch=sm_90a or compute_90a; other targets use the kArch 80 (mma.sync) mainloop"
+#endif
+
 namespace fp {
 namespace dev {
 namespace sm90 {

@@ -138,9 +138,9 @@ private:
 /// unloaded on destruction. Move-only.
 class Module {
 public:
-  /// Loads `image` (a CUBIN, or NUL-terminated PTX) into the current
-  /// context; kNoDevice without a driver, kCudaError when the driver
-  /// rejects it (wrong arch, no current context).
+  /// Loads `image` (a CUBIN, or PTX text, NUL-terminated or not) into the
+  /// current context; kNoDevice without a driver, kCudaError when the
+  /// driver rejects it (wrong arch, no current context).
   static StatusOr<Module> load(std::string_view image);
 
   Module() = default;

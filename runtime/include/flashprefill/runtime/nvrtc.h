@@ -118,6 +118,9 @@ public:
   std::string versionString() const;
   /// Resolved path of the loaded library.
   const std::string &libraryPath() const { return libraryPath_; }
+  /// The real archs this NVRTC compiles for, as numbers (80, 86, ..., 120);
+  /// empty when the library does not say (before NVRTC 11.2).
+  const std::vector<int> &supportedArchs() const { return supportedArchs_; }
   /// Directory added with -I for cuda_fp16.h / cuda_bf16.h; empty if none
   /// was found (see the file comment).
   const std::string &cudaIncludeDir() const { return cudaIncludeDir_; }
@@ -148,6 +151,7 @@ private:
   std::string libraryPath_;
   std::string cudaIncludeDir_;
   std::vector<std::string> searchedIncludeDirs_;
+  std::vector<int> supportedArchs_;
 };
 
 } // namespace rt
