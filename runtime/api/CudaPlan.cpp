@@ -13,6 +13,7 @@
 
 #include "flashprefill/runtime/attention_tma.h"
 #include "flashprefill/runtime/cuda_driver.h"
+#include "flashprefill/runtime/device_target.h"
 #include "flashprefill/runtime/kernel_cache.h"
 #include "flashprefill/runtime/nvrtc.h"
 #include "fp/Compiler/Codegen.h"
@@ -22,7 +23,10 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <map>
+#include <mutex>
+#include <set>
 #include <sstream>
 
 namespace fp {
@@ -174,8 +178,17 @@ public:
       return context.status();
     context_ = *context;
     info_.device = device->name;
-    info_.arch =
-        rt::archForComputeCapability(device->ccMajor, device->ccMinor, true);
+    std::vector<int> nvrtcArchs;
+    if (auto nvrtc = rt::Nvrtc::get(); nvrtc.isOk())
+      nvrtcArchs = (*nvrtc)->supportedArchs();
+    auto target = rt::deviceTargetFor(device->ccMajor, device->ccMinor,
+                                      device->maxSharedMemOptin, nvrtcArchs);
+    if (!target.isOk())
+      return Status(target.status().code(),
+                    "device " + info_.device + ": " + target.status().message());
+    info_.arch = target->compileArch;
+    if (!target->notice.empty())
+      noticeOnce(target->notice);
 
     // 1. Codegen: the spec's kernels as CUDA source + manifest.
     Clock::time_point codegenStart = Clock::now();
@@ -185,7 +198,7 @@ public:
     kernelSpec.numQHeads = spec_.num_q_heads;
     kernelSpec.numKvHeads = spec_.num_kv_heads;
     kernelSpec.blockSize = spec_.block_size;
-    kernelSpec.arch = info_.arch;
+    kernelSpec.arch = target->kernelArch;
     kernelSpec.pooledQueries = spec_.pooled_queries != 0;
     if (tuning_.useTuningDatabase) {
       kernelSpec.tuningDb = tuning_.tuningDatabase.empty()
@@ -280,6 +293,16 @@ public:
 
 private:
   bool onDevice() const override { return true; }
+
+  /// Prints `line` to stderr the first time this process sees it (one
+  /// notice per unfamiliar GPU, not one per plan).
+  static void noticeOnce(const std::string &line) {
+    static std::mutex mutex;
+    static std::set<std::string> printed;
+    std::lock_guard<std::mutex> lock(mutex);
+    if (printed.insert(line).second)
+      std::fprintf(stderr, "%s\n", line.c_str());
+  }
 
   /// The templates' own shared-memory figures, exported by the generated
   /// source, must equal the manifest's (mirrored by the compiler).

@@ -5,8 +5,10 @@
 // For head dims 64 / 128 / 256, blocks 64 / 128 and bf16 / f16, the kernels
 // codegen emits compile with NVRTC for sm_80 and sm_90a without a single
 // byte of register spill. The ptxas figures are printed in the test log.
+// GPUs the kernels are not tuned for get portable kernels that compile too.
 //
 //===----------------------------------------------------------------------===//
+#include "flashprefill/runtime/device_target.h"
 #include "flashprefill/runtime/nvrtc.h"
 #include "fp/Compiler/Codegen.h"
 
@@ -91,5 +93,55 @@ std::vector<CompileCase> allCases() {
 
 INSTANTIATE_TEST_SUITE_P(DefaultTiles, KernelCompileTest,
                          testing::ValuesIn(allCases()), caseName);
+
+} // namespace
+
+namespace {
+
+// A GPU the kernels are not tuned for (faked capabilities: Blackwell 10.0
+// and 12.0, a future 15.0 NVRTC does not know) gets kernels that codegen
+// builds and NVRTC compiles for the chosen target. Before, 10.x and 12.x
+// became sm_100a / sm_120a, which codegen rejected: every plan failed.
+TEST(NewerGpuTest, PortableKernelsBuildForFakedCapabilities) {
+  auto nvrtc = fp::rt::Nvrtc::get();
+  if (!nvrtc.isOk())
+    GTEST_SKIP() << nvrtc.status().toString();
+  struct Faked {
+    int major, minor;
+    long smem;
+    const char *compileArch;
+  } devices[] = {{10, 0, 227 * 1024, "sm_100"},
+                 {12, 0, 99 * 1024, "sm_120"},
+                 {15, 0, 227 * 1024, "compute_80"}};
+  for (const Faked &device : devices) {
+    SCOPED_TRACE(std::to_string(device.major) + "." +
+                 std::to_string(device.minor));
+    auto target = fp::rt::deviceTargetFor(device.major, device.minor,
+                                          device.smem,
+                                          (*nvrtc)->supportedArchs());
+    ASSERT_TRUE(target.isOk()) << target.status().toString();
+    EXPECT_EQ(target->compileArch, device.compileArch);
+    KernelSpec spec; // d 128, B 128, bf16, 32/8 heads
+    spec.arch = target->kernelArch;
+    auto kernels = fp::codegen::generateKernels(spec);
+    ASSERT_TRUE(kernels.isOk()) << kernels.status().toString();
+    EXPECT_NE(kernels->source.find(", 80>("), std::string::npos)
+        << "expected the mma.sync (kArch 80) attention mainloop";
+    fp::rt::NvrtcOptions options;
+    options.arch = target->compileArch;
+    auto output = (*nvrtc)->compile(kernels->source, "fp_kernels.cu", options);
+    ASSERT_TRUE(output.isOk()) << output.status().toString();
+  }
+}
+
+// Every kernel arch the runtime may choose is one codegen accepts.
+TEST(NewerGpuTest, EveryDeviceTargetArchIsACodegenArch) {
+  for (const std::string &arch : fp::rt::deviceTargetKernelArchs()) {
+    KernelSpec spec;
+    spec.arch = arch;
+    auto kernels = fp::codegen::generateKernels(spec);
+    EXPECT_TRUE(kernels.isOk()) << arch << ": " << kernels.status().toString();
+  }
+}
 
 } // namespace

@@ -22,7 +22,10 @@ namespace fp {
 /// How a plan came to be, for logs and the README's JIT numbers.
 struct PlanInfo {
   std::string device;       ///< "NVIDIA H100 80GB HBM3" or "CPU (reference)"
-  std::string arch;         ///< "sm_90a", or "" on the CPU
+  /// What the kernels were compiled for: "sm_90a", "sm_100" (a GPU the
+  /// tiles are not tuned for runs the portable kernels), "compute_80" (PTX
+  /// the driver compiles, for a GPU NVRTC does not know), or "" on the CPU.
+  std::string arch;
   std::string kernelOrigin; ///< "compiled", "memory cache", "disk cache"
   std::string attentionKernel, discoveryKernel; ///< entry names (tiles)
   double codegenSeconds = 0, compileSeconds = 0, totalSeconds = 0;
