@@ -75,7 +75,6 @@ StatusOr<GeneratedKernels> generateKernels(const KernelSpec &spec) {
   PassManager pm(&context);
   mlir::fp::CompilePipelineOptions options;
   options.arch = spec.arch;
-  options.keepScores = spec.keepScores;
   options.tuningDb = spec.tuningDb;
   options.lengthBucket = spec.lengthBucket;
   options.builtinTuning = spec.builtinTuning;

@@ -21,8 +21,7 @@ namespace {
 
 /// threshold_mask(block_score(q, kbar)) -> pattern_discovery(q, kbar).
 struct FuseScoreAndThreshold : OpRewritePattern<ThresholdMaskOp> {
-  FuseScoreAndThreshold(MLIRContext *ctx, bool keepScores)
-      : OpRewritePattern(ctx), keepScores(keepScores) {}
+  using OpRewritePattern::OpRewritePattern;
 
   LogicalResult matchAndRewrite(ThresholdMaskOp op,
                                 PatternRewriter &rewriter) const override {
@@ -31,7 +30,7 @@ struct FuseScoreAndThreshold : OpRewritePattern<ThresholdMaskOp> {
       return rewriter.notifyMatchFailure(op, "scores not from fp.block_score");
     // Other users of the scores still need the matrix, so the fused kernel
     // must write it; otherwise it stays on chip.
-    bool writeScores = keepScores || !score.getScores().hasOneUse();
+    bool writeScores = !score.getScores().hasOneUse();
     Type scoresType = writeScores ? score.getScores().getType() : Type();
     auto fused = PatternDiscoveryOp::create(
         rewriter, op.getLoc(), op.getCounts().getType(), op.getIds().getType(),
@@ -45,8 +44,6 @@ struct FuseScoreAndThreshold : OpRewritePattern<ThresholdMaskOp> {
       rewriter.eraseOp(score);
     return success();
   }
-
-  bool keepScores;
 };
 
 struct FPFusePatternDiscoveryPass
@@ -55,7 +52,7 @@ struct FPFusePatternDiscoveryPass
 
   void runOnOperation() final {
     RewritePatternSet patterns(&getContext());
-    patterns.add<FuseScoreAndThreshold>(&getContext(), keepScores);
+    patterns.add<FuseScoreAndThreshold>(&getContext());
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }

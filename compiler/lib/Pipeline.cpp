@@ -17,8 +17,7 @@ void mlir::fp::buildCompilePipeline(OpPassManager &pm,
   // Order matters: tiles are chosen for the fused discovery kernel, and the
   // EmitC conversion needs every kernel op tiled.
   pm.addPass(createFPExpandPrefill());
-  pm.addPass(createFPFusePatternDiscovery(
-      FPFusePatternDiscoveryOptions{options.keepScores}));
+  pm.addPass(createFPFusePatternDiscovery());
   FPSelectTilesOptions tiles;
   tiles.arch = options.arch;
   tiles.tuningDb = options.tuningDb;
@@ -36,10 +35,6 @@ struct PipelineCLOptions : PassPipelineOptions<PipelineCLOptions> {
                            llvm::cl::desc("Target GPU architecture: sm_80, "
                                           "sm_86, sm_89, sm_90 or sm_90a"),
                            llvm::cl::init("sm_90a")};
-  Option<bool> keepScores{
-      *this, "keep-scores",
-      llvm::cl::desc("Also return the block score matrix (debug)"),
-      llvm::cl::init(false)};
   Option<std::string> tuningDb{
       *this, "tuning-db",
       llvm::cl::desc("fp-tune database whose winners replace the heuristics"),
@@ -60,7 +55,6 @@ void mlir::fp::registerCompilerPasses() {
       [](OpPassManager &pm, const PipelineCLOptions &cl) {
         CompilePipelineOptions options;
         options.arch = cl.arch;
-        options.keepScores = cl.keepScores;
         options.tuningDb = cl.tuningDb;
         options.lengthBucket = cl.lengthBucket;
         buildCompilePipeline(pm, options);

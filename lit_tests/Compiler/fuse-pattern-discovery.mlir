@@ -1,5 +1,4 @@
 // RUN: fp-opt %s -split-input-file -fp-fuse-pattern-discovery | FileCheck %s
-// RUN: fp-opt %s -split-input-file -fp-fuse-pattern-discovery=keep-scores | FileCheck %s --check-prefix=KEEP
 
 // CHECK-LABEL: func.func @fuse
 // CHECK-SAME: (%[[Q:.+]]: tensor<?x?x32x128xbf16>, %[[KBAR:.+]]: tensor<?x8x?x128xbf16>)
@@ -8,9 +7,6 @@
 // CHECK: %[[C:.+]], %[[I:.+]] = fp.pattern_discovery %[[Q]], %[[KBAR]] {scale = 1.250000e-01 : f32, threshold = #fp.threshold<alpha = 0.3>}
 // CHECK-SAME: -> (tensor<?x32x?xi32>, tensor<?x32x?x?xi32>)
 // CHECK: return %[[C]], %[[I]]
-// KEEP-LABEL: func.func @fuse
-// KEEP: %{{.+}}, %{{.+}}, %{{.+}} = fp.pattern_discovery
-// KEEP-SAME: -> (tensor<?x32x?xi32>, tensor<?x32x?x?xi32>, tensor<?x32x?x?xf32>)
 func.func @fuse(%q: tensor<?x?x32x128xbf16>, %kbar: tensor<?x8x?x128xbf16>)
     -> (tensor<?x32x?xi32>, tensor<?x32x?x?xi32>) {
   %s = fp.block_score %q, %kbar {scale = 0.125 : f32} : (tensor<?x?x32x128xbf16>, tensor<?x8x?x128xbf16>) -> tensor<?x32x?x?xf32>

@@ -27,7 +27,6 @@ struct KernelSpec {
   int blockSize = 128;
   std::string arch = "sm_90a";
   bool pooledQueries = false; ///< score with block-mean queries
-  bool keepScores = false;    ///< discovery also writes the score matrix
   /// Tile choice beyond the heuristics: an fp-tune database looked up at
   /// `lengthBucket`, or forced tiles ("128x32x4x2", "64x4").
   std::string tuningDb;

@@ -25,8 +25,6 @@ namespace fp {
 struct CompilePipelineOptions {
   /// Target GPU architecture (sm_80, sm_86, sm_89, sm_90, sm_90a).
   std::string arch = "sm_90a";
-  /// Keep the block score matrix (debug).
-  bool keepScores = false;
   /// fp-tune database and the length bucket to look up ("" / 0: none).
   std::string tuningDb;
   int64_t lengthBucket = 0;

@@ -41,8 +41,8 @@ def FPFusePatternDiscovery : Pass<"fp-fuse-pattern-discovery", "::mlir::ModuleOp
     `[b, h_q, nb, nb]` matrix in global memory). `fp.block_pool` stays a
     separate launch: fused, it would re-read K once per query block.
 
-    When the scores have other users, or with `keep-scores` (debugging), the
-    fused op also returns the score matrix.
+    When the scores have other users, the fused op also returns the score
+    matrix.
 
     Before:
     ```mlir
@@ -54,11 +54,6 @@ def FPFusePatternDiscovery : Pass<"fp-fuse-pattern-discovery", "::mlir::ModuleOp
     %c, %i = fp.pattern_discovery %q, %kbar {threshold = #fp.threshold<>} : ...
     ```
   }];
-  let options = [
-    Option<"keepScores", "keep-scores", "bool", /*default=*/"false",
-           "Also return the block score matrix (debug; costs nb^2 floats "
-           "per head in global memory)">
-  ];
 }
 
 def FPSelectTiles : Pass<"fp-select-tiles", "::mlir::ModuleOp"> {
