@@ -50,13 +50,35 @@ std::string cudaElementType(Type type) {
   return type.isBF16() ? "__nv_bfloat16" : "__half";
 }
 
-/// The module's target; a default-constructed one (cc 0, sm80 mainloop)
-/// when fp.arch is missing, which the pass diagnoses before planning.
-TargetArch targetOf(ModuleOp module) {
-  auto arch = module->getAttrOfType<StringAttr>("fp.arch");
-  std::optional<TargetArch> target =
-      arch ? parseTargetArch(arch.getValue()) : std::nullopt;
-  return target ? *target : TargetArch{"", 0, 0, 80};
+/// The module's target from its fp.arch attribute. Diagnostics go to
+/// `anchor` (an fp op): the module itself often has no location.
+FailureOr<TargetArch> targetOf(ModuleOp module, Operation *anchor) {
+  Attribute attr = module->getAttr("fp.arch");
+  if (!attr)
+    return anchor->emitError() << "expected an 'fp.arch' module attribute "
+                                  "(run fp-select-tiles first)";
+  auto arch = dyn_cast<StringAttr>(attr);
+  if (!arch)
+    return anchor->emitError() << "fp.arch: expected a string naming the "
+                                  "arch (one of "
+                               << supportedArchList() << "), got " << attr;
+  std::optional<TargetArch> target = parseTargetArch(arch.getValue());
+  if (!target)
+    return anchor->emitError()
+           << "fp.arch: unsupported arch \"" << arch.getValue()
+           << "\", expected one of " << supportedArchList();
+  return *target;
+}
+
+/// The convert pass may run on IR the verifiers never saw (built in C++, or
+/// tiles valid in general but not on this arch): the full buildability check
+/// of fp-select-tiles, before the tile reaches names, launch bounds and the
+/// manifest.
+LogicalResult checkTileBeforeLowering(Operation *op, StringRef attribute,
+                                      const std::string &problem) {
+  if (problem.empty())
+    return success();
+  return op->emitOpError() << "cannot lower " << attribute << ": " << problem;
 }
 
 KernelKey keyOf(Type element, int64_t headDim, int64_t blockSize, int64_t group,
@@ -72,6 +94,10 @@ FailureOr<KernelPlan> planPool(BlockPoolOp op, const TargetArch &target) {
   Type element = input.getElementType();
   int64_t d = input.getDimSize(3), b = op.getBlockSize();
   int64_t threads = op.getTile()->getThreads();
+  KernelKey key = keyOf(element, d, b, 1, target);
+  if (failed(checkTileBeforeLowering(op, "#fp.pool_tile",
+                                     checkPoolTile(key, PoolTile{threads}))))
+    return failure();
   KernelPlan plan;
   plan.entry = llvm::formatv("fp_block_pool_{0}_d{1}_b{2}_t{3}",
                              dtypeName(element), d, b, threads);
@@ -80,7 +106,6 @@ FailureOr<KernelPlan> planPool(BlockPoolOp op, const TargetArch &target) {
   plan.templateInts = {d, b, threads};
   plan.info = {plan.entry, "FpPoolParams", threads, "blocks,heads,batch", 0, 0,
                ""};
-  (void)target;
   return plan;
 }
 
@@ -97,6 +122,9 @@ FailureOr<KernelPlan> planDiscovery(PatternDiscoveryOp op,
   DiscoveryTile tile{op.getTile()->getKeyChunk(), op.getTile()->getWarps()};
   KernelKey key =
       keyOf(element, d, b, counts.getDimSize(1) / kbar.getDimSize(1), target);
+  if (failed(checkTileBeforeLowering(op, "#fp.discovery_tile",
+                                     checkDiscoveryTile(key, tile, target))))
+    return failure();
   KernelPlan plan;
   plan.entry =
       llvm::formatv("fp_pattern_discovery_{0}_d{1}_b{2}_c{3}w{4}",
@@ -130,6 +158,9 @@ FailureOr<KernelPlan> planAttention(MaskedAttentionOp op,
   AttentionTile tile{t.getBlockM(), t.getBlockN(), t.getWarps(), t.getStages()};
   KernelKey key =
       keyOf(element, d, b, q.getDimSize(2) / k.getDimSize(2), target);
+  if (failed(checkTileBeforeLowering(op, "#fp.attention_tile",
+                                     checkAttentionTile(key, tile, target))))
+    return failure();
   // The arch selects the device mainloop: 90 (wgmma/TMA) on sm_90a only.
   int64_t archTag = key.attentionMainloop;
   KernelPlan plan;
@@ -227,7 +258,6 @@ struct ConvertFPToEmitCPass
   void runOnOperation() final {
     ModuleOp module = getOperation();
     MLIRContext *ctx = &getContext();
-    TargetArch target = targetOf(module);
     Operation *firstFPOp = nullptr;
     module.walk([&](Operation *op) {
       if (!isa<FPDialect>(op->getDialect()))
@@ -237,12 +267,10 @@ struct ConvertFPToEmitCPass
     });
     if (!firstFPOp)
       return; // Nothing to lower.
-    if (target.computeCapability == 0) {
-      // Reported at an fp op: the module itself often has no location.
-      firstFPOp->emitError() << "expected an 'fp.arch' module attribute (run "
-                                "fp-select-tiles first)";
+    FailureOr<TargetArch> parsedTarget = targetOf(module, firstFPOp);
+    if (failed(parsedTarget))
       return signalPassFailure();
-    }
+    const TargetArch &target = *parsedTarget;
 
     // 1. Plan every kernel op; identical configurations share one kernel.
     llvm::MapVector<StringRef, KernelPlan> kernels;

@@ -4,6 +4,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "fp/Compiler/TileConfig.h"
+#include "fp/Dialect/TileRules.h"
 
 #include "llvm/ADT/StringSwitch.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -112,14 +113,13 @@ int64_t mlir::fp::attentionSmemBytes(const KernelKey &key,
 std::string mlir::fp::checkAttentionTile(const KernelKey &key,
                                          const AttentionTile &t,
                                          const TargetArch &arch) {
-  if (t.blockM <= 0 || key.blockSize % t.blockM != 0)
-    return llvm::formatv("block_m: expected a divisor of block_size {0}, "
-                         "got {1}",
-                         key.blockSize, t.blockM);
-  if (t.blockN < 16 || t.blockN % 16 != 0 || key.blockSize % t.blockN != 0)
-    return llvm::formatv("block_n: expected a multiple of 16 dividing "
-                         "block_size {0}, got {1}",
-                         key.blockSize, t.blockN);
+  // The rules the verifiers apply first, then the mainloop's and the arch's.
+  std::string problem =
+      attentionTileProblem(t.blockM, t.blockN, t.warps, t.stages);
+  if (problem.empty())
+    problem = attentionTileBlockProblem(key.blockSize, t.blockM, t.blockN);
+  if (!problem.empty())
+    return problem;
   if (key.attentionMainloop == 90) {
     // AttentionMainloopSm90's static_asserts, as diagnostics.
     if (t.blockM != 64 && t.blockM != 128)
@@ -135,13 +135,11 @@ std::string mlir::fp::checkAttentionTile(const KernelKey &key,
                            "(a producer warpgroup plus one consumer "
                            "warpgroup per 64 rows), got {2}",
                            4 * (t.blockM / 64 + 1), t.blockM, t.warps);
-  } else if (t.warps < 1 || t.warps > 16 || t.blockM % (16 * t.warps) != 0) {
+  } else if (t.blockM % (16 * t.warps) != 0) {
     return llvm::formatv("warps: expected 1 to 16 warps with block_m {0} a "
                          "multiple of 16 * warps, got {1}",
                          t.blockM, t.warps);
   }
-  if (t.stages < 2 || t.stages > 8)
-    return llvm::formatv("stages: expected 2 to 8, got {0}", t.stages);
   int64_t smem = attentionSmemBytes(key, t);
   if (smem > arch.maxSmemPerBlock)
     return llvm::formatv("attention tile needs {0} bytes of shared memory; "
@@ -153,14 +151,11 @@ std::string mlir::fp::checkAttentionTile(const KernelKey &key,
 std::string mlir::fp::checkDiscoveryTile(const KernelKey &key,
                                          const DiscoveryTile &t,
                                          const TargetArch &arch) {
-  if (t.keyChunk < 16 || t.keyChunk > 256 || t.keyChunk % 16 != 0)
-    return llvm::formatv("key_chunk: expected a multiple of 16 in [16, 256], "
-                         "got {0}",
-                         t.keyChunk);
-  if (t.warps < 1 || t.warps > 16 || key.blockSize % (16 * t.warps) != 0)
-    return llvm::formatv("warps: expected 1 to 16 warps with block_size {0} "
-                         "a multiple of 16 * warps, got {1}",
-                         key.blockSize, t.warps);
+  std::string problem = discoveryTileProblem(t.keyChunk, t.warps);
+  if (problem.empty())
+    problem = discoveryTileBlockProblem(key.blockSize, t.warps);
+  if (!problem.empty())
+    return problem;
   int64_t smem = discoverySmemBaseBytes(key, t);
   if (smem > arch.maxSmemPerBlock)
     return llvm::formatv("discovery tile needs {0} bytes of shared memory; "
@@ -170,9 +165,5 @@ std::string mlir::fp::checkDiscoveryTile(const KernelKey &key,
 }
 
 std::string mlir::fp::checkPoolTile(const KernelKey &, const PoolTile &t) {
-  if (t.threads < 32 || t.threads > 1024 || t.threads % 32 != 0)
-    return llvm::formatv("threads: expected a multiple of 32 in [32, 1024], "
-                         "got {0}",
-                         t.threads);
-  return "";
+  return poolTileProblem(t.threads);
 }

@@ -4,6 +4,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "fp/Dialect/FPDialect.h"
+#include "fp/Dialect/TileRules.h"
 
 #include "mlir/IR/DialectImplementation.h"
 #include "llvm/ADT/TypeSwitch.h"
@@ -82,4 +83,37 @@ ThresholdAttr::verify(function_ref<InFlightDiagnostic()> emitError,
     return emitError() << "min_budget: expected a value >= 0, got "
                        << minBudget;
   return success();
+}
+
+namespace {
+
+LogicalResult reportTileProblem(function_ref<InFlightDiagnostic()> emitError,
+                                StringRef attribute,
+                                const std::string &problem) {
+  if (problem.empty())
+    return success();
+  return emitError() << attribute << " " << problem;
+}
+
+} // namespace
+
+LogicalResult PoolTileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                   int64_t threads) {
+  return reportTileProblem(emitError, "#fp.pool_tile",
+                           poolTileProblem(threads));
+}
+
+LogicalResult
+DiscoveryTileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                          int64_t keyChunk, int64_t warps) {
+  return reportTileProblem(emitError, "#fp.discovery_tile",
+                           discoveryTileProblem(keyChunk, warps));
+}
+
+LogicalResult
+AttentionTileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                          int64_t blockM, int64_t blockN, int64_t warps,
+                          int64_t stages) {
+  return reportTileProblem(emitError, "#fp.attention_tile",
+                           attentionTileProblem(blockM, blockN, warps, stages));
 }

@@ -7,9 +7,14 @@
 //
 //===----------------------------------------------------------------------===//
 #include "fp/Dialect/FPDialect.h"
+#include "fp/Dialect/TileRules.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/MathExtras.h"
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
 
 using namespace mlir;
 using namespace mlir::fp;
@@ -27,6 +32,19 @@ bool compatible(int64_t a, int64_t b) {
 
 std::string dimText(int64_t dim) {
   return ShapedType::isDynamic(dim) ? std::string("?") : std::to_string(dim);
+}
+
+/// Kernels index heads with 32-bit integers.
+constexpr int64_t kMaxHeads = std::numeric_limits<int32_t>::max();
+
+/// Verifies a static head count (dim `dim` of operand `name`).
+LogicalResult checkHeadCount(Operation *op, StringRef name, int64_t heads,
+                             int dim) {
+  if (heads < 1 || heads > kMaxHeads)
+    return op->emitOpError()
+           << "'" << name << "': expected a head count (dim " << dim
+           << ") in [1, " << kMaxHeads << "], got " << heads;
+  return success();
 }
 
 /// Static facts of a `[b, s, h, d]` token tensor (queries, keys, values).
@@ -55,6 +73,8 @@ FailureOr<TokenShape> getTokenShape(Operation *op, StringRef name,
     return op->emitOpError() << "'" << name
                              << "': expected a static head count (dim 2), "
                                 "got ?";
+  if (failed(checkHeadCount(op, name, shape.heads, 2)))
+    return failure();
   if (ShapedType::isDynamic(shape.headDim))
     return op->emitOpError()
            << "'" << name << "': expected a static head dim (dim 3), got ?";
@@ -85,6 +105,8 @@ FailureOr<PooledShape> getPooledShape(Operation *op, StringRef name,
                              << "': expected static heads (dim 1) and head "
                                 "dim (dim 3), got "
                              << type;
+  if (failed(checkHeadCount(op, name, shape.heads, 1)))
+    return failure();
   if (!shape.elementType.isBF16() && !shape.elementType.isF16())
     return op->emitOpError()
            << "'" << name << "': expected element type bf16 or f16, got "
@@ -122,6 +144,23 @@ LogicalResult checkBlockSize(Operation *op, int64_t blockSize) {
                                 "[16, 256], got "
                              << blockSize;
   return success();
+}
+
+/// The softmax scale, when given, must be a number the kernels can use.
+LogicalResult checkScale(Operation *op, FloatAttr scale) {
+  if (scale && !std::isfinite(scale.getValueAsDouble()))
+    return op->emitOpError()
+           << "scale: expected a finite value, got "
+           << formatFloat(static_cast<float>(scale.getValueAsDouble()));
+  return success();
+}
+
+/// Reports a tile rule (fp/Dialect/TileRules.h) that fails for this op.
+LogicalResult checkTileRule(Operation *op, StringRef attribute,
+                            const std::string &problem) {
+  if (problem.empty())
+    return success();
+  return op->emitOpError() << attribute << " " << problem;
 }
 
 /// Blocks of `blockSize` tokens covering `seq` tokens (`?` when dynamic).
@@ -255,10 +294,23 @@ FailureOr<std::array<int64_t, 3>> checkScoreOperands(Operation *op, Value query,
 //===----------------------------------------------------------------------===//
 
 LogicalResult PrefillOp::verify() {
-  if (failed(checkBlockSize(*this, getBlockSize())))
+  if (failed(checkBlockSize(*this, getBlockSize())) ||
+      failed(checkScale(*this, getScaleAttr())))
     return failure();
-  return checkAttentionOperands(*this, getQ(), getK(), getV(), getOut(),
-                                getLse());
+  FailureOr<TokenShape> qs =
+      checkAttentionOperands(*this, getQ(), getK(), getV(), getOut(), getLse());
+  if (failed(qs))
+    return failure();
+  // Checked here rather than left to the expanded ops, whose square
+  // [nb, nb] score matrix cannot express it: the user sees it on the op
+  // they wrote.
+  int64_t sk = cast<RankedTensorType>(getK().getType()).getDimSize(1);
+  if (!ShapedType::isDynamic(qs->seq) && !ShapedType::isDynamic(sk) &&
+      qs->seq != sk)
+    return emitOpError() << "s_q = " << qs->seq << " and s_k = " << sk
+                         << " is unsupported: only s_q == s_k (prefill) is "
+                            "implemented";
+  return success();
 }
 
 LogicalResult BlockPoolOp::verify() {
@@ -274,7 +326,8 @@ LogicalResult BlockPoolOp::verify() {
 }
 
 LogicalResult BlockScoreOp::verify() {
-  if (failed(checkBlockSize(*this, getBlockSize())))
+  if (failed(checkBlockSize(*this, getBlockSize())) ||
+      failed(checkScale(*this, getScaleAttr())))
     return failure();
   auto dims = checkScoreOperands(*this, getQuery(), getKbar(), getQueryKind(),
                                  getBlockSize());
@@ -299,8 +352,14 @@ LogicalResult ThresholdMaskOp::verify() {
 }
 
 LogicalResult PatternDiscoveryOp::verify() {
-  if (failed(checkBlockSize(*this, getBlockSize())))
+  if (failed(checkBlockSize(*this, getBlockSize())) ||
+      failed(checkScale(*this, getScaleAttr())))
     return failure();
+  if (DiscoveryTileAttr tile = getTileAttr())
+    if (failed(checkTileRule(
+            *this, "#fp.discovery_tile",
+            discoveryTileBlockProblem(getBlockSize(), tile.getWarps()))))
+      return failure();
   auto dims = checkScoreOperands(*this, getQuery(), getKbar(), getQueryKind(),
                                  getBlockSize());
   if (failed(dims))
@@ -315,8 +374,15 @@ LogicalResult PatternDiscoveryOp::verify() {
 }
 
 LogicalResult MaskedAttentionOp::verify() {
-  if (failed(checkBlockSize(*this, getBlockSize())))
+  if (failed(checkBlockSize(*this, getBlockSize())) ||
+      failed(checkScale(*this, getScaleAttr())))
     return failure();
+  if (AttentionTileAttr tile = getTileAttr())
+    if (failed(checkTileRule(*this, "#fp.attention_tile",
+                             attentionTileBlockProblem(getBlockSize(),
+                                                       tile.getBlockM(),
+                                                       tile.getBlockN()))))
+      return failure();
   FailureOr<TokenShape> qs =
       checkAttentionOperands(*this, getQ(), getK(), getV(), getOut(), getLse());
   if (failed(qs))

@@ -75,3 +75,60 @@ module attributes {fp.arch = "sm_90a"} {
     return %s : tensor<?x8x?x?xf32>
   }
 }
+
+// -----
+
+// An arch older than sm_80 is named as unsupported (it used to be reported
+// as a missing fp.arch attribute).
+module attributes {fp.arch = "sm_70"} {
+  func.func @old_arch(%k: tensor<?x?x8x64xf16>) -> tensor<?x8x?x64xf16> {
+    // expected-error-re @+1 {{fp.arch: unsupported arch "sm_70", expected one of sm_80, {{.*}}sm_90a}}
+    %kbar = fp.block_pool %k {tile = #fp.pool_tile<threads = 128>} : (tensor<?x?x8x64xf16>) -> tensor<?x8x?x64xf16>
+    return %kbar : tensor<?x8x?x64xf16>
+  }
+}
+
+// -----
+
+module attributes {fp.arch = 80 : i64} {
+  func.func @arch_not_a_string(%k: tensor<?x?x8x64xf16>) -> tensor<?x8x?x64xf16> {
+    // expected-error-re @+1 {{fp.arch: expected a string naming the arch (one of sm_80, {{.*}}), got 80 : i64}}
+    %kbar = fp.block_pool %k {tile = #fp.pool_tile<threads = 128>} : (tensor<?x?x8x64xf16>) -> tensor<?x8x?x64xf16>
+    return %kbar : tensor<?x8x?x64xf16>
+  }
+}
+
+// -----
+
+// Preset tiles the verifiers accept but this arch cannot build (shared
+// memory, the sm_90a mainloop's shapes) are rejected before they reach
+// kernel names, launch bounds and the manifest, as fp-select-tiles would.
+module attributes {fp.arch = "sm_86"} {
+  func.func @attention_smem_over_arch(%q: tensor<?x?x8x256xbf16>, %k: tensor<?x?x8x256xbf16>, %v: tensor<?x?x8x256xbf16>,
+                                      %c: tensor<?x8x?xi32>, %i: tensor<?x8x?x?xi32>) -> tensor<?x?x8x256xbf16> {
+    // expected-error @+1 {{cannot lower #fp.attention_tile: attention tile needs 196608 bytes of shared memory; sm_86 allows at most 101376}}
+    %o, %l = fp.masked_attention %q, %k, %v, %c, %i {tile = #fp.attention_tile<block_m = 128, block_n = 64, warps = 4, stages = 2>} : (tensor<?x?x8x256xbf16>, tensor<?x?x8x256xbf16>, tensor<?x?x8x256xbf16>, tensor<?x8x?xi32>, tensor<?x8x?x?xi32>) -> (tensor<?x?x8x256xbf16>, tensor<?x8x?xf32>)
+    return %o : tensor<?x?x8x256xbf16>
+  }
+}
+
+// -----
+
+module attributes {fp.arch = "sm_90a"} {
+  func.func @attention_warps_for_sm80_on_sm90a(%q: tensor<?x?x8x128xbf16>, %k: tensor<?x?x8x128xbf16>, %v: tensor<?x?x8x128xbf16>,
+                                               %c: tensor<?x8x?xi32>, %i: tensor<?x8x?x?xi32>) -> tensor<?x?x8x128xbf16> {
+    // expected-error @+1 {{cannot lower #fp.attention_tile: warps: expected 12 on sm_90a with block_m 128}}
+    %o, %l = fp.masked_attention %q, %k, %v, %c, %i {tile = #fp.attention_tile<block_m = 128, block_n = 64, warps = 4, stages = 2>} : (tensor<?x?x8x128xbf16>, tensor<?x?x8x128xbf16>, tensor<?x?x8x128xbf16>, tensor<?x8x?xi32>, tensor<?x8x?x?xi32>) -> (tensor<?x?x8x128xbf16>, tensor<?x8x?xf32>)
+    return %o : tensor<?x?x8x128xbf16>
+  }
+}
+
+// -----
+
+module attributes {fp.arch = "sm_89"} {
+  func.func @discovery_smem_over_arch(%q: tensor<?x?x8x256xbf16>, %kbar: tensor<?x8x?x256xbf16>) -> tensor<?x8x?xi32> {
+    // expected-error @+1 {{cannot lower #fp.discovery_tile: discovery tile needs 337088 bytes of shared memory; sm_89 allows at most 101376}}
+    %c, %i = fp.pattern_discovery %q, %kbar {threshold = #fp.threshold<>, tile = #fp.discovery_tile<key_chunk = 256, warps = 8>} : (tensor<?x?x8x256xbf16>, tensor<?x8x?x256xbf16>) -> (tensor<?x8x?xi32>, tensor<?x8x?x?xi32>)
+    return %c : tensor<?x8x?xi32>
+  }
+}

@@ -311,3 +311,78 @@ func.func @discovery_mask_heads(%q: tensor<?x?x8x64xbf16>, %kbar: tensor<?x4x?x6
   %c, %i = fp.pattern_discovery %q, %kbar {threshold = #fp.threshold<>} : (tensor<?x?x8x64xbf16>, tensor<?x4x?x64xbf16>) -> (tensor<?x4x?xi32>, tensor<?x8x?x?xi32>)
   return
 }
+
+// -----
+
+func.func @zero_query_heads(%q: tensor<?x?x0x64xbf16>, %k: tensor<?x?x4x64xbf16>, %v: tensor<?x?x4x64xbf16>) {
+  // expected-error @+1 {{'q': expected a head count (dim 2) in [1, 2147483647], got 0}}
+  %o, %l = fp.prefill %q, %k, %v {threshold = #fp.threshold<>} : (tensor<?x?x0x64xbf16>, tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16>) -> (tensor<?x?x0x64xbf16>, tensor<?x0x?xf32>)
+  return
+}
+
+// -----
+
+func.func @zero_kv_heads(%q: tensor<?x?x4x64xbf16>, %k: tensor<?x?x0x64xbf16>, %v: tensor<?x?x0x64xbf16>) {
+  // expected-error @+1 {{'k': expected a head count (dim 2) in [1, 2147483647], got 0}}
+  %o, %l = fp.prefill %q, %k, %v {threshold = #fp.threshold<>} : (tensor<?x?x4x64xbf16>, tensor<?x?x0x64xbf16>, tensor<?x?x0x64xbf16>) -> (tensor<?x?x4x64xbf16>, tensor<?x4x?xf32>)
+  return
+}
+
+// -----
+
+func.func @query_heads_above_int32(%q: tensor<?x?x4294967296x64xbf16>, %k: tensor<?x?x4x64xbf16>, %v: tensor<?x?x4x64xbf16>) {
+  // expected-error @+1 {{'q': expected a head count (dim 2) in [1, 2147483647], got 4294967296}}
+  %o, %l = fp.prefill %q, %k, %v {threshold = #fp.threshold<>} : (tensor<?x?x4294967296x64xbf16>, tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16>) -> (tensor<?x?x4294967296x64xbf16>, tensor<?x4294967296x?xf32>)
+  return
+}
+
+// -----
+
+func.func @pooled_heads_above_int32(%q: tensor<?x?x8x64xbf16>, %kbar: tensor<?x2147483648x?x64xbf16>) {
+  // expected-error @+1 {{'kbar': expected a head count (dim 1) in [1, 2147483647], got 2147483648}}
+  %s = fp.block_score %q, %kbar : (tensor<?x?x8x64xbf16>, tensor<?x2147483648x?x64xbf16>) -> tensor<?x8x?x?xf32>
+  return
+}
+
+// -----
+
+func.func @scale_nan(%q: tensor<?x?x4x64xbf16>, %k: tensor<?x?x4x64xbf16>, %v: tensor<?x?x4x64xbf16>) {
+  // expected-error @+1 {{scale: expected a finite value, got nan}}
+  %o, %l = fp.prefill %q, %k, %v {scale = 0x7FC00000 : f32, threshold = #fp.threshold<>} : (tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16>, tensor<?x?x4x64xbf16>) -> (tensor<?x?x4x64xbf16>, tensor<?x4x?xf32>)
+  return
+}
+
+// -----
+
+func.func @scale_infinite(%q: tensor<?x?x8x64xbf16>, %kbar: tensor<?x4x?x64xbf16>) {
+  // expected-error @+1 {{scale: expected a finite value, got inf}}
+  %s = fp.block_score %q, %kbar {scale = 0x7F800000 : f32} : (tensor<?x?x8x64xbf16>, tensor<?x4x?x64xbf16>) -> tensor<?x8x?x?xf32>
+  return
+}
+
+// -----
+
+func.func @discovery_scale_negative_infinite(%q: tensor<?x?x8x64xbf16>, %kbar: tensor<?x4x?x64xbf16>) {
+  // expected-error @+1 {{scale: expected a finite value, got -inf}}
+  %c, %i = fp.pattern_discovery %q, %kbar {scale = 0xFF800000 : f32, threshold = #fp.threshold<>} : (tensor<?x?x8x64xbf16>, tensor<?x4x?x64xbf16>) -> (tensor<?x8x?xi32>, tensor<?x8x?x?xi32>)
+  return
+}
+
+// -----
+
+func.func @attention_scale_nan(%q: tensor<?x?x8x64xbf16>, %k: tensor<?x?x8x64xbf16>, %v: tensor<?x?x8x64xbf16>,
+                               %c: tensor<?x8x?xi32>, %i: tensor<?x8x?x?xi32>) {
+  // expected-error @+1 {{scale: expected a finite value, got nan}}
+  %o, %l = fp.masked_attention %q, %k, %v, %c, %i {scale = 0x7FC00000 : f32} : (tensor<?x?x8x64xbf16>, tensor<?x?x8x64xbf16>, tensor<?x?x8x64xbf16>, tensor<?x8x?xi32>, tensor<?x8x?x?xi32>) -> (tensor<?x?x8x64xbf16>, tensor<?x8x?xf32>)
+  return
+}
+
+// -----
+
+// Reported on the op the user wrote: before, fp.prefill verified and the
+// error came from the internal fp.block_score its expansion creates.
+func.func @prefill_lengths_differ(%q: tensor<?x100x4x64xbf16>, %k: tensor<?x300x4x64xbf16>, %v: tensor<?x300x4x64xbf16>) {
+  // expected-error @+1 {{'fp.prefill' op s_q = 100 and s_k = 300 is unsupported: only s_q == s_k (prefill) is implemented}}
+  %o, %l = fp.prefill %q, %k, %v {threshold = #fp.threshold<>} : (tensor<?x100x4x64xbf16>, tensor<?x300x4x64xbf16>, tensor<?x300x4x64xbf16>) -> (tensor<?x100x4x64xbf16>, tensor<?x4x100xf32>)
+  return
+}

@@ -19,6 +19,7 @@
 #include "fp/Compiler/Passes.h"
 #include "fp/Compiler/TileConfig.h"
 #include "fp/Dialect/FPDialect.h"
+#include "fp/Dialect/TextNesting.h"
 
 #include "mlir/Dialect/EmitC/IR/EmitC.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -107,6 +108,48 @@ FailureOr<mlir::fp::TargetArch> requireKernels(ModuleOp module) {
   return *target;
 }
 
+/// Reads the input file ("-": stdin) and refuses text nested deeper than
+/// the parser's stack allows (fp/Dialect/TextNesting.h); null after
+/// printing the error.
+std::unique_ptr<llvm::MemoryBuffer>
+openCheckedInput(const std::string &inputFilename) {
+  std::string errorMessage;
+  auto input = openInputFile(inputFilename, &errorMessage);
+  if (!input) {
+    llvm::errs() << errorMessage << "\n";
+    return nullptr;
+  }
+  if (auto nesting = mlir::fp::findExcessiveNesting(input->getBuffer())) {
+    llvm::errs() << (inputFilename == "-" ? "<stdin>" : inputFilename) << ":"
+                 << nesting->line << ": error: " << nesting->message << "\n";
+    return nullptr;
+  }
+  return input;
+}
+
+/// mlir-opt's own driver, reading the input through openCheckedInput.
+LogicalResult optMain(int argc, char **argv, const std::string &inputFilename,
+                      const std::string &outputFilename,
+                      DialectRegistry &registry) {
+  MlirOptMainConfig config = MlirOptMainConfig::createFromCLOptions();
+  // These print and exit without reading the input.
+  if (config.shouldShowDialects() || config.shouldListPasses())
+    return MlirOptMain(argc, argv, inputFilename, outputFilename, registry);
+  auto input = openCheckedInput(inputFilename);
+  if (!input)
+    return failure();
+  std::string errorMessage;
+  auto output = openOutputFile(outputFilename, &errorMessage);
+  if (!output) {
+    llvm::errs() << errorMessage << "\n";
+    return failure();
+  }
+  if (failed(MlirOptMain(output->os(), std::move(input), registry, config)))
+    return failure();
+  output->keep();
+  return success();
+}
+
 /// Compiles the CUDA source of `module` with NVRTC into `binary`.
 LogicalResult compileWithNvrtc(ModuleOp module, std::string &binary) {
   std::string source;
@@ -155,12 +198,10 @@ LogicalResult emitTranslated(const std::string &inputFilename,
     llvm::errs() << "--fp-emit: cannot be combined with -split-input-file\n";
     return failure();
   }
-  std::string errorMessage;
-  auto input = openInputFile(inputFilename, &errorMessage);
-  if (!input) {
-    llvm::errs() << errorMessage << "\n";
+  auto input = openCheckedInput(inputFilename);
+  if (!input)
     return failure();
-  }
+  std::string errorMessage;
   std::string lowered;
   llvm::raw_string_ostream loweredStream(lowered);
   if (failed(MlirOptMain(loweredStream, std::move(input), registry, config)))
@@ -217,7 +258,7 @@ int main(int argc, char **argv) {
       argc, argv, "FlashPrefill compiler driver", registry);
   if (emitKind == EmitKind::Mlir)
     return asMainReturnCode(
-        MlirOptMain(argc, argv, inputFilename, outputFilename, registry));
+        optMain(argc, argv, inputFilename, outputFilename, registry));
   return asMainReturnCode(
       emitTranslated(inputFilename, outputFilename, registry));
 }

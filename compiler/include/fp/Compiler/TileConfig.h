@@ -70,7 +70,8 @@ int64_t discoverySmemPerKeyBlockBytes(const KernelKey &key,
 int64_t attentionSmemBytes(const KernelKey &key, const AttentionTile &t);
 
 /// Empty when the tile can be built for `key`, else why not (names the
-/// parameter and the expected value).
+/// parameter and the expected value). The verifiers' rules
+/// (fp/Dialect/TileRules.h) come first, then the mainloop's and the arch's.
 std::string checkAttentionTile(const KernelKey &key, const AttentionTile &t,
                                const TargetArch &arch);
 std::string checkDiscoveryTile(const KernelKey &key, const DiscoveryTile &t,

@@ -88,6 +88,8 @@ def FP_PoolTileAttr : FP_Attr<"PoolTile", "pool_tile"> {
   }];
   let parameters = (ins "int64_t":$threads);
   let assemblyFormat = "`<` struct(params) `>`";
+  // Rejects what no kernel can build (fp/Dialect/TileRules.h).
+  let genVerifyDecl = 1;
 }
 
 def FP_DiscoveryTileAttr : FP_Attr<"DiscoveryTile", "discovery_tile"> {
@@ -101,6 +103,8 @@ def FP_DiscoveryTileAttr : FP_Attr<"DiscoveryTile", "discovery_tile"> {
   }];
   let parameters = (ins "int64_t":$key_chunk, "int64_t":$warps);
   let assemblyFormat = "`<` struct(params) `>`";
+  // Rejects what no kernel can build (fp/Dialect/TileRules.h).
+  let genVerifyDecl = 1;
 }
 
 def FP_AttentionTileAttr : FP_Attr<"AttentionTile", "attention_tile"> {
@@ -116,6 +120,8 @@ def FP_AttentionTileAttr : FP_Attr<"AttentionTile", "attention_tile"> {
   let parameters = (ins "int64_t":$block_m, "int64_t":$block_n,
                         "int64_t":$warps, "int64_t":$stages);
   let assemblyFormat = "`<` struct(params) `>`";
+  // Rejects what no kernel can build (fp/Dialect/TileRules.h).
+  let genVerifyDecl = 1;
 }
 
 #endif // FP_DIALECT_FPATTRS_TD

@@ -32,8 +32,9 @@ def FP_PrefillOp : FP_Op<"prefill", [Pure]> {
     the natural-log log-sum-exp `[b, h_q, s_q]`. `fp-expand-prefill` rewrites
     it into the four step ops.
 
-    Only `causal` with `s_q == s_k` is implemented; other cases verify but
-    `fp-select-tiles` rejects them with a named diagnostic.
+    Only `causal` with `s_q == s_k` is implemented: the verifier rejects
+    static lengths that differ, `fp-select-tiles` rejects `causal = false`,
+    each with a named diagnostic.
 
     ```mlir
     %out, %lse = fp.prefill %q, %k, %v {
