@@ -5,7 +5,7 @@
 // The bytes are MLIR text as fp-opt reads it (fp ops in func.func). Parse
 // (the fp verifiers run as part of it), then fp-compile-pipeline (expand,
 // fuse, select tiles, convert to EmitC) with options picked from the input's
-// hash (arch, keep-scores, tuning tables, forced tiles), then the CUDA
+// hash (arch, tuning tables, forced tiles), then the CUDA
 // emission and the kernel manifest, like
 // fp::codegen::generateKernels. Only diagnostics are allowed: a crash, an
 // assertion, a sanitizer report or an escaped exception is a finding.
@@ -227,12 +227,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!module)
     return 0;
 
-  // Pipeline options from the input's hash: arch, keep-scores, the shipped
-  // tuning tables, and now and then forced tiles (valid, odd or extreme).
+  // Pipeline options from the input's hash: arch, the shipped tuning
+  // tables, and now and then forced tiles (valid, odd or extreme).
   uint64_t hash = fnv1a(data, size);
   mlir::fp::CompilePipelineOptions options;
   options.arch = kArchs[hash % 5];
-  options.keepScores = (hash >> 8) & 1;
   options.builtinTuning = (hash >> 9) & 1;
   options.lengthBucket = int64_t(1024) << ((hash >> 10) % 9);
   if (((hash >> 16) & 7) == 0) {
