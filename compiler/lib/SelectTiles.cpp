@@ -81,7 +81,8 @@ struct FPSelectTilesPass
     }
     module->setAttr("fp.arch", StringAttr::get(&getContext(), target->name));
     if (!tuningDb.empty()) {
-      database = ::fp::tuning::TuningDatabase::load(tuningDb);
+      database = ::fp::tuning::TuningDatabase::load(
+          tuningDb, ::fp::tuning::TuningDatabase::IfMissing::kWarn);
       if (!database.warning().empty())
         module.emitWarning() << database.warning();
     }

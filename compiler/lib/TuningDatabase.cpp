@@ -5,15 +5,19 @@
 //===----------------------------------------------------------------------===//
 #include "fp/Compiler/TuningDatabase.h"
 
+#include "flashprefill/runtime/regular_file.h"
+
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/JSON.h"
-#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
+#include <sys/stat.h>
+#include <tuple>
 #include <unistd.h>
 
 namespace fp::tuning {
@@ -82,12 +86,68 @@ std::string TuningDatabase::defaultPath() {
   return dir + "/tuning.json";
 }
 
-TuningDatabase TuningDatabase::load(const std::string &path) {
-  auto buffer = llvm::MemoryBuffer::getFile(path);
-  if (!buffer)
-    return TuningDatabase(); // no database yet: the heuristics apply
-  return parse((*buffer)->getBuffer().str(), path);
+std::string TuningDatabase::existingDefaultPath() {
+  std::string path = defaultPath();
+  struct stat st;
+  return !path.empty() && ::stat(path.c_str(), &st) == 0 ? path : "";
 }
+
+TuningDatabase TuningDatabase::load(const std::string &path,
+                                    IfMissing ifMissing) {
+  // Plan creation reads this file inside serving processes: a FIFO or
+  // device at the path must not block or stream forever, a huge file must
+  // not be loaded (rt::readRegularFile).
+  rt::RegularFile file = rt::readRegularFile(path, kMaxFileBytes);
+  if (file.outcome == rt::RegularFile::Outcome::kRead)
+    return parse(file.bytes, path);
+  if (file.outcome == rt::RegularFile::Outcome::kMissing &&
+      ifMissing == IfMissing::kEmpty)
+    return TuningDatabase(); // no database yet: the heuristics apply
+  TuningDatabase empty;
+  empty.warning_ = "tuning database " + path + " ignored: " + file.problem;
+  return empty;
+}
+
+namespace {
+
+/// Whether arrays and objects in `text` nest deeper than `limit` (brackets
+/// inside strings do not count). llvm::json::parse recurses once per level,
+/// so 50,000 '[' would overflow the stack.
+bool nestsDeeperThan(llvm::StringRef text, int limit) {
+  int depth = 0;
+  bool inString = false, escaped = false;
+  for (char c : text) {
+    if (inString) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        inString = false;
+    } else if (c == '"') {
+      inString = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit)
+        return true;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return false;
+}
+
+/// The JSON text of a field's value for messages ("none" when absent).
+std::string jsonText(const json::Object &object, llvm::StringRef field) {
+  const json::Value *value = object.get(field);
+  if (!value)
+    return "none";
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << *value;
+  return text;
+}
+
+} // namespace
 
 TuningDatabase TuningDatabase::parse(const std::string &text,
                                      const std::string &source) {
@@ -97,6 +157,9 @@ TuningDatabase TuningDatabase::parse(const std::string &text,
     empty.warning_ = "tuning database " + source + " ignored: " + why;
     return empty;
   };
+  if (nestsDeeperThan(text, kMaxNesting))
+    return ignored("arrays or objects nested deeper than " +
+                   std::to_string(kMaxNesting) + " levels");
   llvm::Expected<json::Value> value = json::parse(text);
   if (!value)
     return ignored("not JSON (" + llvm::toString(value.takeError()) + ")");
@@ -118,10 +181,8 @@ TuningDatabase TuningDatabase::parse(const std::string &text,
     auto str = [&](llvm::StringRef k) {
       return e->getString(k).value_or("").str();
     };
-    auto num = [&](llvm::StringRef k) { return e->getInteger(k).value_or(0); };
-    entry.key = {str("arch"),       int(num("head_dim")),
-                 str("dtype"),      int(num("block_size")),
-                 int(num("group")), num("length_bucket")};
+    entry.key.arch = str("arch");
+    entry.key.dtype = str("dtype");
     entry.kernel = str("kernel");
     entry.ms = e->getNumber("ms").value_or(-1);
     entry.density = e->getNumber("density").value_or(-1);
@@ -140,8 +201,31 @@ TuningDatabase TuningDatabase::parse(const std::string &text,
       std::optional<int64_t> v = config->getInteger(field);
       if (!v || *v <= 0)
         return ignored("config field '" + field + "' missing or not > 0");
+      if (*v > INT32_MAX)
+        return ignored("config field '" + field +
+                       "': expected at most 2147483647, got " +
+                       std::to_string(*v));
       entry.config.push_back(*v);
     }
+    // Range-checked before narrowing: a head_dim of 4294967424 must not
+    // become 128 (and match d 128).
+    int64_t headDim, blockSize, group;
+    for (auto [name, max, out] :
+         {std::tuple<const char *, int64_t, int64_t *>{"head_dim", INT32_MAX,
+                                                       &headDim},
+          {"block_size", INT32_MAX, &blockSize},
+          {"group", INT32_MAX, &group},
+          {"length_bucket", INT64_MAX, &entry.key.lengthBucket}}) {
+      std::optional<int64_t> v = e->getInteger(name);
+      if (!v || *v < 1 || *v > max)
+        return ignored(std::string("an entry's ") + name +
+                       ": expected an integer in [1, " + std::to_string(max) +
+                       "], got " + jsonText(*e, name));
+      *out = *v;
+    }
+    entry.key.headDim = int(headDim);
+    entry.key.blockSize = int(blockSize);
+    entry.key.group = int(group);
     db.record(entry);
   }
   return db;

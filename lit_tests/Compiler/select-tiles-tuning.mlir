@@ -8,7 +8,12 @@
 // RUN: fp-opt %t/ops.mlir --fp-expand-prefill --fp-fuse-pattern-discovery --fp-select-tiles="arch=sm_80 tuning-db=%t/db.json length-bucket=32768" | FileCheck %s --check-prefix=HEURISTIC
 // RUN: fp-opt %t/ops.mlir --fp-expand-prefill --fp-fuse-pattern-discovery --fp-select-tiles="arch=sm_90a tuning-db=%t/corrupt.json length-bucket=32768" 2>&1 | FileCheck %s --check-prefix=CORRUPT
 // RUN: fp-opt %t/ops.mlir --fp-expand-prefill --fp-fuse-pattern-discovery --fp-select-tiles="arch=sm_90a tuning-db=%t/v2.json length-bucket=32768" 2>&1 | FileCheck %s --check-prefix=VERSION
-// RUN: fp-opt %t/ops.mlir --fp-expand-prefill --fp-fuse-pattern-discovery --fp-select-tiles="arch=sm_90a tuning-db=%t/missing.json length-bucket=32768" 2>&1 | FileCheck %s --check-prefix=HEURISTIC90
+// A missing file, a directory or a device named as tuning-db: a warning
+// naming the path and the reason, then the heuristics (/dev/zero used to
+// hang, reading forever).
+// RUN: fp-opt %t/ops.mlir --fp-expand-prefill --fp-fuse-pattern-discovery --fp-select-tiles="arch=sm_90a tuning-db=%t/missing.json length-bucket=32768" 2>&1 | FileCheck %s --check-prefixes=MISSING,HEURISTIC90
+// RUN: fp-opt %t/ops.mlir --fp-expand-prefill --fp-fuse-pattern-discovery --fp-select-tiles="arch=sm_90a tuning-db=/dev/zero length-bucket=32768" 2>&1 | FileCheck %s --check-prefixes=DEVZERO,HEURISTIC90
+// RUN: fp-opt %t/ops.mlir --fp-expand-prefill --fp-fuse-pattern-discovery --fp-select-tiles="arch=sm_90a tuning-db=%t length-bucket=32768" 2>&1 | FileCheck %s --check-prefixes=DIRECTORY,HEURISTIC90
 // RUN: fp-opt %t/ops.mlir --fp-expand-prefill --fp-fuse-pattern-discovery --fp-select-tiles="arch=sm_90a attention-tile=64x64x8x3 discovery-tile=32x2" | FileCheck %s --check-prefix=FORCED
 // A database tile measured with another mainloop (sm80 tiles under sm_90a)
 // is skipped with a warning; forcing it is an error.
@@ -25,6 +30,9 @@
 // TUNED: fp.masked_attention {{.*}}tile = #fp.attention_tile<block_m = 64, block_n = 64, warps = 8, stages = 3>
 // HEURISTIC: fp.pattern_discovery {{.*}}tile = #fp.discovery_tile<key_chunk = 64, warps = 4>
 // HEURISTIC: fp.masked_attention {{.*}}tile = #fp.attention_tile<block_m = 128, block_n = 32, warps = 4, stages = 2>
+// MISSING: warning: tuning database {{.*}}missing.json ignored: does not exist
+// DEVZERO: warning: tuning database /dev/zero ignored: is a character device, not a regular file
+// DIRECTORY: warning: tuning database {{.*}} ignored: is a directory, not a regular file
 // HEURISTIC90: fp.pattern_discovery {{.*}}tile = #fp.discovery_tile<key_chunk = 64, warps = 4>
 // HEURISTIC90: fp.masked_attention {{.*}}tile = #fp.attention_tile<block_m = 128, block_n = 128, warps = 12, stages = 2>
 // CORRUPT: warning: tuning database {{.*}}corrupt.json ignored: not JSON

@@ -201,8 +201,10 @@ public:
     kernelSpec.arch = target->kernelArch;
     kernelSpec.pooledQueries = spec_.pooled_queries != 0;
     if (tuning_.useTuningDatabase) {
+      // The default database exists once fp-tune ran; fp-select-tiles
+      // warns about a missing one, so it is passed only when present.
       kernelSpec.tuningDb = tuning_.tuningDatabase.empty()
-                                ? tuning::TuningDatabase::defaultPath()
+                                ? tuning::TuningDatabase::existingDefaultPath()
                                 : tuning_.tuningDatabase;
       kernelSpec.lengthBucket = tuning::lengthBucket(spec_.max_seq_len);
       kernelSpec.builtinTuning = true;

@@ -9,6 +9,7 @@
 
 #include "DynamicLibrary.h"
 #include "flashprefill/runtime/embedded_headers.h"
+#include "flashprefill/runtime/regular_file.h"
 #include "flashprefill/runtime/sha256.h"
 #include "fp/params.h"
 
@@ -291,29 +292,19 @@ KernelCache::LoadResult KernelCache::loadFromDisk(const std::string &key,
                                                   const std::string &dir) {
   LoadResult result;
   std::string path = dir + "/" + key + ".fpk";
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
+  // Regular files only, never blocking: a FIFO under an entry's name would
+  // block open() forever, and with it every thread waiting for this key. An
+  // entry larger than the format allows is corrupt and is not read (a stray
+  // multi-GiB file must not cost the allocation).
+  RegularFile file = readRegularFile(path, kHeaderSize + 3 * kMaxSectionSize);
+  if (file.outcome == RegularFile::Outcome::kMissing ||
+      file.outcome == RegularFile::Outcome::kUnreadable)
     return result; // absent (or unreadable: treated the same, a miss)
-  std::string bytes;
-  struct stat st;
-  // An entry larger than the format allows is corrupt: do not read it
-  // (a stray multi-GiB file must not cost the allocation).
-  bool readOk = fstat(fd, &st) == 0 && st.st_size >= 0 &&
-                uint64_t(st.st_size) <= kHeaderSize + 3 * kMaxSectionSize;
-  if (readOk) {
-    bytes.resize(size_t(st.st_size));
-    size_t done = 0;
-    while (done < bytes.size()) {
-      ssize_t n = ::read(fd, &bytes[done], bytes.size() - done);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        break;
-      done += size_t(n);
-    }
-    readOk = done == bytes.size();
-  }
-  ::close(fd);
+  if (file.outcome == RegularFile::Outcome::kNotRegular)
+    config_.warn("kernel cache entry '" + path + "' " + file.problem +
+                 "; treated as a corrupt entry and recompiled");
+  const bool readOk = file.outcome == RegularFile::Outcome::kRead;
+  const std::string &bytes = file.bytes;
 
   result.kind = LoadResult::kCorrupt;
   if (!readOk || bytes.size() < kHeaderSize ||

@@ -12,10 +12,12 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <fcntl.h>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <gtest/gtest.h>
 #include <map>
 #include <sstream>
@@ -244,6 +246,70 @@ TEST(KernelCacheTest, EntryWithWrongKeyIsRecompiled) {
     ASSERT_TRUE(k);
     writeFile(path, readFile(cache.entryPath(k->key)));
   });
+}
+
+// A FIFO under an entry's name (left by a user or an attacker with access
+// to the cache directory) used to block open() forever, and with it every
+// thread asking for that key. Now it is a corrupt entry: named in a warning,
+// recompiled, and the new entry replaces it. If the cache does block, the
+// guard opens the FIFO for writing, which releases the reader, and fails.
+TEST(KernelCacheTest, FifoAtEntryPathIsRecompiledWithoutBlocking) {
+  TempDir dir;
+  FakeCompiler compiler;
+  std::string path =
+      dir.path() + "/" + KernelCache::computeKey(makeRequest()) + ".fpk";
+  ASSERT_EQ(mkfifo(path.c_str(), 0600), 0);
+  std::vector<std::string> warnings;
+  KernelCache cache(configFor(dir.path(), &warnings));
+  std::vector<std::future<bool>> requests;
+  for (int i = 0; i < 4; ++i)
+    requests.push_back(std::async(std::launch::async, [&] {
+      return bool(cache.getOrCompile(makeRequest(), compiler.fn()));
+    }));
+  bool blocked = false;
+  for (std::future<bool> &request : requests)
+    if (request.wait_for(std::chrono::seconds(10)) !=
+        std::future_status::ready)
+      blocked = true;
+  if (blocked) {
+    ADD_FAILURE() << "getOrCompile blocked on a FIFO at " << path;
+    int writer = open(path.c_str(), O_WRONLY | O_NONBLOCK);
+    if (writer >= 0)
+      close(writer);
+  }
+  for (std::future<bool> &request : requests)
+    EXPECT_TRUE(request.get());
+  EXPECT_EQ(compiler.calls, 1);
+  EXPECT_EQ(cache.stats().corruptEntries, 1u);
+  EXPECT_EQ(cache.stats().diskWrites, 1u);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find(path + "' is a FIFO, not a regular file"),
+            std::string::npos)
+      << warnings[0];
+  struct stat st;
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode)) << "the new entry replaces the FIFO";
+}
+
+// A directory under an entry's name cannot be replaced by rename(): the
+// entry is corrupt, and the failed write degrades the cache to memory only;
+// every request succeeds.
+TEST(KernelCacheTest, DirectoryAtEntryPathIsNamedAndSkipped) {
+  TempDir dir;
+  FakeCompiler compiler;
+  std::string path =
+      dir.path() + "/" + KernelCache::computeKey(makeRequest()) + ".fpk";
+  ASSERT_EQ(mkdir(path.c_str(), 0755), 0);
+  std::vector<std::string> warnings;
+  KernelCache cache(configFor(dir.path(), &warnings));
+  StatusOr<CompiledKernel> k = cache.getOrCompile(makeRequest(), compiler.fn());
+  ASSERT_TRUE(k) << k.status().toString();
+  EXPECT_EQ(k->origin, CacheOrigin::kCompiled);
+  EXPECT_EQ(cache.stats().corruptEntries, 1u);
+  ASSERT_GE(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("is a directory, not a regular file"),
+            std::string::npos)
+      << warnings[0];
 }
 
 // Several processes compiling the same key into one directory at the same

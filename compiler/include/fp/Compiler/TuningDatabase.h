@@ -73,10 +73,28 @@ public:
   /// ~/.cache/flashprefill).
   static std::string defaultPath();
 
-  /// Reads `path`. A missing file gives an empty database; a corrupt or
-  /// foreign-version file gives an empty database and sets warning() (it is
-  /// ignored, never fatal).
-  static TuningDatabase load(const std::string &path);
+  /// defaultPath() if something is there, else "": plans read the default
+  /// database only once fp-tune has written one.
+  static std::string existingDefaultPath();
+
+  /// Limits on what load() and parse() read: bigger files and deeper JSON
+  /// are ignored with a warning (fp-tune writes kilobytes, 4 levels deep).
+  static constexpr uint64_t kMaxFileBytes = uint64_t(64) << 20;
+  static constexpr int kMaxNesting = 64;
+
+  /// Whether load() warns about a missing file: a database named by the
+  /// user (fp-select-tiles' tuning-db) should exist; fp-tune's own file
+  /// need not exist yet.
+  enum class IfMissing { kEmpty, kWarn };
+
+  /// Reads `path`: regular files of at most kMaxFileBytes only, never
+  /// blocking. A missing file gives an empty database (and, with
+  /// IfMissing::kWarn, a warning). A directory, FIFO, device, oversized,
+  /// unreadable, corrupt or foreign-version file, or an entry with a field
+  /// out of range, gives an empty database and sets warning(), which names
+  /// the path and the reason (the file is ignored, never fatal).
+  static TuningDatabase load(const std::string &path,
+                             IfMissing ifMissing = IfMissing::kEmpty);
   /// Parses JSON text (as load does, `source` names it in warnings).
   static TuningDatabase parse(const std::string &text,
                               const std::string &source);

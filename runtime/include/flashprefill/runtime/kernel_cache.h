@@ -20,7 +20,9 @@
 // and processes compiling the same key at once all succeed (last rename
 // wins; the contents are the same). No lock is taken. An entry that fails
 // any check (size, magic, version, key, checksum) is a miss: the kernel is
-// recompiled and the entry rewritten.
+// recompiled and the entry rewritten. Something at an entry's path that is
+// not a regular file (a FIFO, a directory) is never read (reading a FIFO
+// would block): corrupt, with a warning.
 //
 // Directory: $FLASHPREFILL_CACHE_DIR, else $XDG_CACHE_HOME/flashprefill,
 // else $HOME/.cache/flashprefill; FLASHPREFILL_CACHE=off (or 0, false, no)
