@@ -46,19 +46,16 @@ endfunction()
 
 add_fp_fuzzer(cache-entry SOURCES ${FP_FUZZ_DIR}/fuzz_cache_entry.cpp LIBS FPRuntimeCore)
 
+# The manifest parser (a private file of libflashprefill) is compiled into
+# the target: no MLIR, no CUDA plan.
+add_fp_fuzzer(manifest
+  SOURCES ${FP_FUZZ_DIR}/fuzz_manifest.cpp
+    ${PROJECT_SOURCE_DIR}/runtime/api/ManifestParser.cpp
+  LIBS FPStatus)
+target_include_directories(fp-fuzz-manifest PRIVATE
+  ${PROJECT_SOURCE_DIR}/runtime/api)
+
 if(FP_ENABLE_COMPILER)
-  # CudaPlan.cpp is compiled into the target (parseManifest is file-local);
-  # Plan.cpp and CpuPlan.cpp complete the Plan class. generateKernels is
-  # stubbed, so of FPCompiler only the tuning database is linked (no MLIR
-  # pass code): a fast link.
-  add_fp_fuzzer(manifest
-    SOURCES ${FP_FUZZ_DIR}/fuzz_manifest.cpp
-      ${PROJECT_SOURCE_DIR}/runtime/api/Plan.cpp
-      ${PROJECT_SOURCE_DIR}/runtime/api/CpuPlan.cpp
-      ${PROJECT_SOURCE_DIR}/runtime/api/CostModel.cpp
-    LIBS FPRuntimeCore FPReference FPCompiler)
-  target_include_directories(fp-fuzz-manifest PRIVATE
-    ${PROJECT_SOURCE_DIR}/runtime/api)
 
   # The shared library in replay builds (a fast link); the static one under
   # libFuzzer so the coverage counters live in one module.

@@ -2,28 +2,16 @@
 //
 // SPDX-License-Identifier: Apache-2.0
 //
-// parseManifest() (runtime/api/CudaPlan.cpp) reads the manifest stored in a
-// kernel-cache entry. It lives in that file's anonymous namespace, so this
-// target compiles CudaPlan.cpp into itself (with Plan.cpp and CpuPlan.cpp,
-// so the CudaPlan class links) and replaces the MLIR codegen with a stub:
-// no MLIR is linked. Invariant: any text gives a Manifest or a Status,
-// never an exception or a crash; a parsed manifest has the runtime's ABI.
-//
-// If parseManifest moves to its own header (see fuzz/README.md), include
-// that instead and drop the extra sources.
+// parseManifest() (runtime/api/ManifestParser.h) reads the manifest stored
+// in a kernel-cache entry. Invariant: any text gives a Manifest or a
+// Status, never an exception or a crash; a parsed manifest has the
+// runtime's ABI.
 //
 //===----------------------------------------------------------------------===//
-#include "../runtime/api/CudaPlan.cpp"
+#include "ManifestParser.h"
 
 #include "FuzzInput.h"
-
-namespace fp::codegen {
-// CudaPlan.cpp's only MLIR dependency; never called here.
-StatusOr<GeneratedKernels> generateKernels(const KernelSpec &) {
-  return Status(StatusCode::kInternal,
-                "codegen is stubbed in fp-fuzz-manifest");
-}
-} // namespace fp::codegen
+#include "fp/params.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   std::string text(reinterpret_cast<const char *>(data), size);

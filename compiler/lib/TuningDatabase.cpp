@@ -6,6 +6,7 @@
 #include "fp/Compiler/TuningDatabase.h"
 
 #include "flashprefill/runtime/regular_file.h"
+#include "fp/Dialect/TextNesting.h"
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
@@ -110,32 +111,6 @@ TuningDatabase TuningDatabase::load(const std::string &path,
 
 namespace {
 
-/// Whether arrays and objects in `text` nest deeper than `limit` (brackets
-/// inside strings do not count). llvm::json::parse recurses once per level,
-/// so 50,000 '[' would overflow the stack.
-bool nestsDeeperThan(llvm::StringRef text, int limit) {
-  int depth = 0;
-  bool inString = false, escaped = false;
-  for (char c : text) {
-    if (inString) {
-      if (escaped)
-        escaped = false;
-      else if (c == '\\')
-        escaped = true;
-      else if (c == '"')
-        inString = false;
-    } else if (c == '"') {
-      inString = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > limit)
-        return true;
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-  }
-  return false;
-}
-
 /// The JSON text of a field's value for messages ("none" when absent).
 std::string jsonText(const json::Object &object, llvm::StringRef field) {
   const json::Value *value = object.get(field);
@@ -157,9 +132,12 @@ TuningDatabase TuningDatabase::parse(const std::string &text,
     empty.warning_ = "tuning database " + source + " ignored: " + why;
     return empty;
   };
-  if (nestsDeeperThan(text, kMaxNesting))
+  // llvm::json::parse recurses once per level: 50,000 '[' overflow the
+  // stack. The dialect's bracket scan (strings skipped) bounds the depth.
+  if (auto tooDeep = mlir::fp::findExcessiveNesting(text, kMaxNesting))
     return ignored("arrays or objects nested deeper than " +
-                   std::to_string(kMaxNesting) + " levels");
+                   std::to_string(kMaxNesting) + " levels (line " +
+                   std::to_string(tooDeep->line) + ")");
   llvm::Expected<json::Value> value = json::parse(text);
   if (!value)
     return ignored("not JSON (" + llvm::toString(value.takeError()) + ")");

@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "CostModel.h"
+#include "ManifestParser.h"
 #include "PlanBackends.h"
 
 #include "flashprefill/runtime/attention_tma.h"
@@ -20,14 +21,12 @@
 #include "fp/Compiler/TuningDatabase.h"
 #include "fp/params.h"
 
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <map>
 #include <mutex>
 #include <set>
-#include <sstream>
 
 namespace fp {
 namespace {
@@ -36,113 +35,6 @@ using Clock = std::chrono::steady_clock;
 
 double secondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-//===----------------------------------------------------------------------===//
-// Manifest
-//===----------------------------------------------------------------------===//
-
-/// One `kernel` line of the manifest (fp/Compiler/KernelManifest.h).
-struct ManifestKernel {
-  std::string entry, params, grid;
-  int threads = 0;
-  long smemBase = 0, smemPerKeyBlock = 0;
-  /// Box rows of the tensor maps the kernel reads (sm_90a attention), 0 if
-  /// it reads none.
-  int tmaQRows = 0, tmaKVRows = 0;
-};
-
-struct Manifest {
-  std::map<std::string, ManifestKernel> kernels; ///< by entry
-  std::map<std::string, std::string> launches;   ///< role -> entry
-  std::map<std::string, size_t> structSizes;     ///< struct -> bytes
-  std::string arch;
-  int paramsAbi = -1;
-};
-
-/// A whole decimal integer, without exceptions (std::stoi throws on the
-/// malformed text a damaged cache entry may hold).
-template <typename T> bool parseNumber(const std::string &text, T *value) {
-  const char *end = text.data() + text.size();
-  auto [ptr, error] = std::from_chars(text.data(), end, *value);
-  return error == std::errc() && ptr == end;
-}
-
-/// Parses the manifest text; kInternal on malformed input (it comes from
-/// our own codegen, or a cache entry whose checksum passed).
-StatusOr<Manifest> parseManifest(const std::string &text) {
-  auto malformed = [](const std::string &line) {
-    return Status(StatusCode::kInternal,
-                  "kernel manifest: malformed number in '" + line + "'");
-  };
-  Manifest m;
-  std::istringstream lines(text);
-  std::string line;
-  while (std::getline(lines, line)) {
-    std::istringstream words(line);
-    std::string tag;
-    words >> tag;
-    if (tag == "arch") {
-      words >> m.arch;
-    } else if (tag == "params_abi") {
-      words >> m.paramsAbi;
-    } else if (tag == "kernel") {
-      ManifestKernel k;
-      words >> k.entry;
-      std::string field;
-      while (words >> field) {
-        size_t eq = field.find('=');
-        if (eq == std::string::npos)
-          continue;
-        std::string key = field.substr(0, eq), value = field.substr(eq + 1);
-        bool ok = true;
-        if (key == "params")
-          k.params = value;
-        else if (key == "threads")
-          ok = parseNumber(value, &k.threads);
-        else if (key == "grid")
-          k.grid = value;
-        else if (key == "smem_base")
-          ok = parseNumber(value, &k.smemBase);
-        else if (key == "smem_per_key_block")
-          ok = parseNumber(value, &k.smemPerKeyBlock);
-        else if (key == "tma_q_rows")
-          ok = parseNumber(value, &k.tmaQRows) && k.tmaQRows > 0 && k.tmaQRows <= 256;
-        else if (key == "tma_kv_rows")
-          ok = parseNumber(value, &k.tmaKVRows) && k.tmaKVRows > 0 && k.tmaKVRows <= 256;
-        if (!ok)
-          return malformed(line);
-      }
-      m.kernels[k.entry] = k;
-    } else if (tag == "launch") {
-      std::string function, role, entry;
-      words >> function >> role >> entry;
-      m.launches[role] = entry;
-    } else if (tag == "struct") {
-      std::string name, size;
-      words >> name >> size;
-      if (size.rfind("size=", 0) == 0 &&
-          !parseNumber(size.substr(5), &m.structSizes[name]))
-        return malformed(line);
-    }
-  }
-  if (m.paramsAbi != FP_PARAMS_ABI_VERSION)
-    return Status(StatusCode::kInternal,
-                  "kernel manifest: params_abi " + std::to_string(m.paramsAbi) +
-                      ", runtime expects " +
-                      std::to_string(FP_PARAMS_ABI_VERSION));
-  const std::pair<const char *, size_t> sizes[] = {
-      {"FpPoolParams", sizeof(FpPoolParams)},
-      {"FpDiscoveryParams", sizeof(FpDiscoveryParams)},
-      {"FpAttentionParams", sizeof(FpAttentionParams)}};
-  for (auto [name, size] : sizes)
-    if (m.structSizes[name] != size)
-      return Status(StatusCode::kInternal,
-                    std::string("kernel manifest: ") + name + " is " +
-                        std::to_string(m.structSizes[name]) +
-                        " bytes for codegen but " + std::to_string(size) +
-                        " for the runtime (stale fp/params.h)");
-  return m;
 }
 
 //===----------------------------------------------------------------------===//
@@ -265,7 +157,7 @@ public:
     // Attention grid rule "q_tiles:<M>,q_heads,batch": ceil(s_q / M) CTAs.
     const std::string &grid = kernels_["attention"].facts.grid;
     if (grid.rfind("q_tiles:", 0) != 0 ||
-        !parseNumber(grid.substr(8, grid.find(',') - 8), &attentionBlockM_) ||
+        !parseManifestNumber(grid.substr(8, grid.find(',') - 8), &attentionBlockM_) ||
         attentionBlockM_ <= 0)
       return Status(StatusCode::kInternal,
                     "kernel manifest: attention grid '" + grid +
