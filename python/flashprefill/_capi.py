@@ -63,7 +63,7 @@ class FlashPrefillError(RuntimeError):
         status_name: its name as the library spells it ("invalid argument").
         message: the library's message, which names the offending argument
             and the expected value (e.g. ``params.alpha: expected a value in
-            [0, 1], got 1.500000``).
+            [0, 1], got 1.5``).
     """
 
     def __init__(self, status: int, status_name: str, message: str):
