@@ -163,6 +163,97 @@ fp_status_t fp_prefill(const fp_plan_t *plan, const fp_tensor_t *q,
                        fp_tensor_t *out, const fp_params_t *params,
                        void *workspace, size_t workspace_bytes, void *stream);
 
+/*---------------------------------------------------------------------------
+ * Engine shapes (docs/semantics.md section 2): chunked prefill after a cached
+ * prefix, packed variable-length batches, paged K/V.
+ *
+ * One call carries `batch` sequences. Sequence i has q_len_i new queries and
+ * k_len_i >= q_len_i keys; its queries are its LAST q_len_i positions
+ * (prefix p_i = k_len_i - q_len_i, causal aligned bottom-right).
+ *   q, out  fp_tensor_t of shape [1, total_q, h_q, d]   (rows of all sequences)
+ *   K/V packed: fp_tensor_t of shape [1, total_k, h_kv, d], with cu_seqlens_k
+ *   K/V paged:  fp_tensor_t of shape [num_pages, page_size, h_kv, d]
+ *               (element strides: page, slot, head), with page_table, k_lens
+ * Lengths live where the plan's data lives (device memory on the GPU, host
+ * memory on the CPU backend): no host synchronisation. The host-side maxima
+ * size the grid and the workspace; a CUDA graph captured with fixed maxima
+ * replays for any lengths within them.
+ *---------------------------------------------------------------------------*/
+typedef struct fp_varlen {
+  size_t struct_size;          /* sizeof(fp_varlen_t) */
+  int64_t batch;               /* b >= 1, <= plan max_batch */
+  int64_t max_seqlen_q;        /* >= every q_len_i, >= 1 */
+  int64_t max_seqlen_k;        /* >= every k_len_i, <= plan max_seq_len */
+  const int32_t *cu_seqlens_q; /* [b+1] non-decreasing, [0] = 0, [b] <= total_q */
+  /* Packed K/V: cu_seqlens_k [b+1] (non-decreasing, [0] = 0, [b] <= total_k);
+   * NULL when paged. */
+  const int32_t *cu_seqlens_k;
+  /* Paged K/V (cu_seqlens_k NULL): page_table [b, max_pages] (row-major) of page
+   * ids in [0, num_pages); sequence i's key t lives in page
+   * page_table[i * max_pages + t / page_size], slot t % page_size.
+   * k_lens [b]: k_len_i, with ceil(k_len_i / page_size) <= max_pages. */
+  const int32_t *page_table;
+  int64_t max_pages; /* columns of page_table, >= 1 */
+  const int32_t *k_lens;
+  /* Optional [b]: nonzero = last_n applies to sequence i (a prompt's final
+   * chunk); NULL = last_n applies to every sequence. */
+  const int32_t *apply_last_n;
+} fp_varlen_t;
+
+/* The compact block mask of a varlen call. Query block I of sequence i is
+ * row  floor(cu_seqlens_q[i] / B) + i + I  (rows of different sequences never
+ * overlap; num_rows = floor(total_q / B) + batch bounds them all):
+ *   counts [num_rows, h_q]                  kept blocks of (row, head)
+ *   ids    [num_rows, h_q, max_key_blocks]  ascending ABSOLUTE key-block ids
+ *           in [0, J_i(I)], J_i(I) = (p_i + last local row of I) / B;
+ *           entries past the count are unspecified
+ * max_key_blocks = ceil(max_seqlen_k / B). Rows that belong to no query block
+ * are unspecified. Kept block j of (i, I) needs token-level masking iff its
+ * last key min((j+1)B, k_len_i) - 1 > p_i + I*B. */
+typedef struct fp_varlen_mask {
+  int32_t *counts;
+  int32_t *ids;
+  int64_t num_rows, heads, max_key_blocks;
+} fp_varlen_mask_t;
+
+/* Workspace bytes for a varlen call with these host-side sizes: fp_prefill
+ * (mask included) and fp_select (no mask); the mask alone. 0 with
+ * fp_last_error() set when the request exceeds the plan. */
+size_t fp_plan_varlen_workspace_bytes(const fp_plan_t *plan, int64_t batch,
+                                      int64_t total_q, int64_t max_seqlen_q,
+                                      int64_t max_seqlen_k);
+size_t fp_plan_varlen_select_workspace_bytes(const fp_plan_t *plan,
+                                             int64_t batch, int64_t total_q,
+                                             int64_t max_seqlen_q,
+                                             int64_t max_seqlen_k);
+size_t fp_plan_varlen_mask_bytes(const fp_plan_t *plan, int64_t batch,
+                                 int64_t total_q, int64_t max_seqlen_k);
+
+/* The varlen entry points take the fields of fp_params_t as fp_select /
+ * fp_attend / fp_prefill do, except: params->lse, when given, is
+ * [h_q, total_q] (natural log; the layout of FlashAttention's varlen LSE);
+ * the reserved cu_seqlens / max_seqlen fields of fp_params_t must stay
+ * NULL / 0 (fp_varlen_t carries the shape); fp_prefill_varlen's dense
+ * fall-back (dense_below_tokens) applies when max_seqlen_k is below it, so
+ * that the host decides without reading device lengths. last_n counts query
+ * blocks of each sequence's own call (its last blocks), and applies only to
+ * the sequences that fp_varlen_t.apply_last_n selects. */
+fp_status_t fp_select_varlen(const fp_plan_t *plan, const fp_tensor_t *q,
+                             const fp_tensor_t *k, const fp_varlen_t *varlen,
+                             const fp_params_t *params, fp_varlen_mask_t *mask,
+                             void *workspace, size_t workspace_bytes,
+                             void *stream);
+fp_status_t fp_attend_varlen(const fp_plan_t *plan, const fp_tensor_t *q,
+                             const fp_tensor_t *k, const fp_tensor_t *v,
+                             const fp_varlen_t *varlen,
+                             const fp_varlen_mask_t *mask, fp_tensor_t *out,
+                             const fp_params_t *params, void *stream);
+fp_status_t fp_prefill_varlen(const fp_plan_t *plan, const fp_tensor_t *q,
+                              const fp_tensor_t *k, const fp_tensor_t *v,
+                              const fp_varlen_t *varlen, fp_tensor_t *out,
+                              const fp_params_t *params, void *workspace,
+                              size_t workspace_bytes, void *stream);
+
 /* The message of the calling thread's last error ("" after success). */
 const char *fp_last_error(void);
 /* "ok", "invalid argument", ... */
