@@ -13,6 +13,7 @@
 //===----------------------------------------------------------------------===//
 #include "flashprefill/reference.h"
 
+#include "Internal.h"
 #include "Numerics.h"
 #include "Parallel.h"
 
@@ -25,20 +26,100 @@ namespace fp::ref {
 
 namespace {
 
-/// Per-worker buffers, grown on demand and reused across tasks.
-struct Scratch {
-  std::vector<float> q;      // [rows, d]
-  std::vector<float> kv;     // [B, max(d, d_v)]: one K or V block
-  std::vector<float> logits; // [rows, count * B]
-  std::vector<float> acc;    // [rows, d_v]
-};
-
 void resize(std::vector<float> &buffer, int64_t size) {
   if (static_cast<int64_t>(buffer.size()) < size)
     buffer.resize(static_cast<size_t>(size));
 }
 
 } // namespace
+
+void detail::attendBlock(const TensorView &q, const TensorView &k,
+                         const TensorView &v, const CausalGeometry &geometry,
+                         int64_t b, int64_t h, int64_t i, int32_t count,
+                         const int32_t *ids, float scale,
+                         AttentionScratch &buf, const MutableTensorView &out,
+                         float *lseOfHead) {
+  const int64_t blockSize = geometry.blockSize;
+  const int64_t keyLen = geometry.keyLen;
+  const int64_t d = q.dim, dv = v.dim;
+  const int64_t hk = h / (q.heads / k.heads);
+  const float negInf = -std::numeric_limits<float>::infinity();
+  const int64_t r0 = i * blockSize;
+  const int64_t r1 = geometry.lastRow(i) + 1;
+  const int64_t rows = r1 - r0;
+  const int64_t keysPerRow = count * blockSize;
+
+  resize(buf.q, rows * d);
+  resize(buf.kv, blockSize * std::max(d, dv));
+  resize(buf.logits, rows * keysPerRow);
+  resize(buf.acc, rows * dv);
+  for (int64_t r = r0; r < r1; ++r)
+    detail::toFloat(q.dtype, q.row(b, r, h), d, &buf.q[(r - r0) * d]);
+
+  // Keys of block j visible to row r: [jB, jB + visibleKeys(r, j)); only
+  // blocks that cross the diagonal are partial.
+
+  // Pass 1: logits s = dot(q_r, k_c) * scale and the row max m.
+  std::vector<float> rowMax(static_cast<size_t>(rows), negInf);
+  std::vector<int64_t> seen(static_cast<size_t>(rows), 0);
+  for (int32_t e = 0; e < count; ++e) {
+    const int64_t j = ids[e];
+    const int64_t first = j * blockSize;
+    const int64_t keys = std::min(blockSize, keyLen - first);
+    for (int64_t c = 0; c < keys; ++c)
+      detail::toFloat(k.dtype, k.row(b, first + c, hk), d, &buf.kv[c * d]);
+    for (int64_t r = r0; r < r1; ++r) {
+      const float *qRow = &buf.q[(r - r0) * d];
+      float *s = &buf.logits[(r - r0) * keysPerRow + e * blockSize];
+      const int64_t n = geometry.visibleKeys(r, j);
+      detail::rowLogits(qRow, buf.kv.data(), n, d, scale, s);
+      float &m = rowMax[r - r0];
+      for (int64_t c = 0; c < n; ++c)
+        m = std::max(m, s[c]);
+      seen[r - r0] += n;
+    }
+  }
+
+  // Pass 2: p = exp(s - m), l += p (unrounded), o += round(p) * v.
+  std::vector<float> rowSum(static_cast<size_t>(rows), 0.0f);
+  std::fill(buf.acc.begin(), buf.acc.begin() + rows * dv, 0.0f);
+  for (int32_t e = 0; e < count; ++e) {
+    const int64_t j = ids[e];
+    const int64_t first = j * blockSize;
+    const int64_t keys = std::min(blockSize, keyLen - first);
+    for (int64_t c = 0; c < keys; ++c)
+      detail::toFloat(v.dtype, v.row(b, first + c, hk), dv, &buf.kv[c * dv]);
+    for (int64_t r = r0; r < r1; ++r) {
+      // Turn this block's logits into rounded P in place.
+      float *s = &buf.logits[(r - r0) * keysPerRow + e * blockSize];
+      const float m = rowMax[r - r0];
+      const int64_t n = geometry.visibleKeys(r, j);
+      for (int64_t c = 0; c < n; ++c) {
+        float p = std::exp(s[c] - m);
+        rowSum[r - r0] += p;
+        s[c] = roundToDType(q.dtype, p);
+      }
+      detail::accumulatePV(s, buf.kv.data(), n, dv, &buf.acc[(r - r0) * dv]);
+    }
+  }
+
+  // Epilogue: O = round(o / l), LSE = m + log(l); no visible key: 0, -inf.
+  for (int64_t r = r0; r < r1; ++r) {
+    uint16_t *dst = out.row(b, r, h);
+    float *lse = &lseOfHead[r];
+    if (seen[r - r0] == 0) {
+      for (int64_t x = 0; x < dv; ++x)
+        dst[x] = floatToBits(q.dtype, 0.0f);
+      *lse = negInf;
+      continue;
+    }
+    const float l = rowSum[r - r0];
+    const float *o = &buf.acc[(r - r0) * dv];
+    for (int64_t x = 0; x < dv; ++x)
+      dst[x] = floatToBits(q.dtype, o[x] / l);
+    *lse = rowMax[r - r0] + std::log(l);
+  }
+}
 
 StatusOr<AttentionOutput>
 maskedAttention(const TensorView &q, const TensorView &k, const TensorView &v,
@@ -49,16 +130,15 @@ maskedAttention(const TensorView &q, const TensorView &k, const TensorView &v,
   const int64_t nb = numBlocks(seqLen, blockSize);
   FP_RETURN_IF_ERROR(mask.validate(q.batch, q.heads, nb));
 
-  const int64_t d = q.dim, dv = v.dim;
-  const int64_t group = q.heads / k.heads;
-  const float scale = resolveScale(options, d);
-  const float negInf = -std::numeric_limits<float>::infinity();
+  const CausalGeometry geometry = CausalGeometry::wholePrompt(seqLen, blockSize);
+  const float scale = resolveScale(options, q.dim);
   AttentionOutput result;
-  result.out = Tensor::zeros(q.dtype, q.batch, seqLen, q.heads, dv);
-  result.lse.assign(static_cast<size_t>(q.batch * q.heads * seqLen), negInf);
+  result.out = Tensor::zeros(q.dtype, q.batch, seqLen, q.heads, v.dim);
+  result.lse.assign(static_cast<size_t>(q.batch * q.heads * seqLen),
+                    -std::numeric_limits<float>::infinity());
   MutableTensorView out = result.out.mutableView();
 
-  std::vector<Scratch> scratch(
+  std::vector<detail::AttentionScratch> scratch(
       static_cast<size_t>(detail::resolveThreads(options.numThreads)));
   const int64_t rowsPerI = q.batch * q.heads;
   // Tasks (b, h, I), largest I first so the threads finish together.
@@ -67,94 +147,10 @@ maskedAttention(const TensorView &q, const TensorView &k, const TensorView &v,
         const int64_t i = nb - 1 - task / rowsPerI;
         const int64_t b = (task % rowsPerI) / q.heads;
         const int64_t h = task % q.heads;
-        const int64_t hk = h / group;
-        const int64_t r0 = i * blockSize;
-        const int64_t r1 = std::min(r0 + blockSize, seqLen);
-        const int64_t rows = r1 - r0;
-        const int32_t count = mask.count(b, h, i);
-        const int32_t *ids = mask.rowIds(b, h, i);
-        const int64_t keysPerRow = count * blockSize;
-
-        Scratch &buf = scratch[static_cast<size_t>(worker)];
-        resize(buf.q, rows * d);
-        resize(buf.kv, blockSize * std::max(d, dv));
-        resize(buf.logits, rows * keysPerRow);
-        resize(buf.acc, rows * dv);
-        for (int64_t r = r0; r < r1; ++r)
-          detail::toFloat(q.dtype, q.row(b, r, h), d, &buf.q[(r - r0) * d]);
-
-        // Keys of block j visible to row r: [jB, jB + visible(r, j)), i.e. key
-        // position c <= r (causal) and c < L (valid). Only j == I is partial.
-        auto visible = [&](int64_t r, int64_t j) {
-          int64_t first = j * blockSize;
-          int64_t n = std::min({blockSize, seqLen - first, r - first + 1});
-          return std::max<int64_t>(n, 0);
-        };
-
-        // Pass 1: logits s = dot(q_r, k_c) * scale and the row max m.
-        std::vector<float> rowMax(static_cast<size_t>(rows), negInf);
-        std::vector<int64_t> seen(static_cast<size_t>(rows), 0);
-        for (int32_t e = 0; e < count; ++e) {
-          const int64_t j = ids[e];
-          const int64_t first = j * blockSize;
-          const int64_t keys = std::min(blockSize, seqLen - first);
-          for (int64_t c = 0; c < keys; ++c)
-            detail::toFloat(k.dtype, k.row(b, first + c, hk), d,
-                            &buf.kv[c * d]);
-          for (int64_t r = r0; r < r1; ++r) {
-            const float *qRow = &buf.q[(r - r0) * d];
-            float *s = &buf.logits[(r - r0) * keysPerRow + e * blockSize];
-            const int64_t n = visible(r, j);
-            detail::rowLogits(qRow, buf.kv.data(), n, d, scale, s);
-            float &m = rowMax[r - r0];
-            for (int64_t c = 0; c < n; ++c)
-              m = std::max(m, s[c]);
-            seen[r - r0] += n;
-          }
-        }
-
-        // Pass 2: p = exp(s - m), l += p (unrounded), o += round(p) * v.
-        std::vector<float> rowSum(static_cast<size_t>(rows), 0.0f);
-        std::fill(buf.acc.begin(), buf.acc.begin() + rows * dv, 0.0f);
-        for (int32_t e = 0; e < count; ++e) {
-          const int64_t j = ids[e];
-          const int64_t first = j * blockSize;
-          const int64_t keys = std::min(blockSize, seqLen - first);
-          for (int64_t c = 0; c < keys; ++c)
-            detail::toFloat(v.dtype, v.row(b, first + c, hk), dv,
-                            &buf.kv[c * dv]);
-          for (int64_t r = r0; r < r1; ++r) {
-            // Turn this block's logits into rounded P in place.
-            float *s = &buf.logits[(r - r0) * keysPerRow + e * blockSize];
-            const float m = rowMax[r - r0];
-            const int64_t n = visible(r, j);
-            for (int64_t c = 0; c < n; ++c) {
-              float p = std::exp(s[c] - m);
-              rowSum[r - r0] += p;
-              s[c] = roundToDType(q.dtype, p);
-            }
-            detail::accumulatePV(s, buf.kv.data(), n, dv,
-                                 &buf.acc[(r - r0) * dv]);
-          }
-        }
-
-        // Epilogue: O = round(o / l), LSE = m + log(l); no visible key: 0,
-        // -inf.
-        for (int64_t r = r0; r < r1; ++r) {
-          uint16_t *dst = out.row(b, r, h);
-          float *lse = &result.lse[(b * q.heads + h) * seqLen + r];
-          if (seen[r - r0] == 0) {
-            for (int64_t x = 0; x < dv; ++x)
-              dst[x] = floatToBits(q.dtype, 0.0f);
-            *lse = negInf;
-            continue;
-          }
-          const float l = rowSum[r - r0];
-          const float *o = &buf.acc[(r - r0) * dv];
-          for (int64_t x = 0; x < dv; ++x)
-            dst[x] = floatToBits(q.dtype, o[x] / l);
-          *lse = rowMax[r - r0] + std::log(l);
-        }
+        detail::attendBlock(q, k, v, geometry, b, h, i, mask.count(b, h, i),
+                            mask.rowIds(b, h, i), scale,
+                            scratch[static_cast<size_t>(worker)], out,
+                            &result.lse[(b * q.heads + h) * seqLen]);
       });
   return result;
 }

@@ -56,21 +56,21 @@ void normalise(const float *energy, int64_t n, float *scores) {
     scores[j] = energy[j] / (total + FP_SCORE_EPSILON);
 }
 
-/// Scores of query block `i` of (b, h) into scores[0..i] (blockScore's row).
-/// Arguments are already validated.
-void scoreRow(const TensorView &q, const TensorView &kbar,
-              const TensorView *qbarView, const Options &options, int64_t b,
-              int64_t h, int64_t i, float *scores) {
-  const int64_t blockSize = options.blockSize;
-  const int64_t seqLen = q.seq;
+} // namespace
+
+void detail::scoreRow(const TensorView &q, const TensorView &kbar,
+                      const TensorView *qbarView, const Options &options,
+                      const CausalGeometry &geometry, int64_t b, int64_t h,
+                      int64_t i, float *scores) {
+  const int64_t blockSize = geometry.blockSize;
   const int64_t d = q.dim;
   const int64_t group = q.heads / kbar.heads;
   const float scale = resolveScale(options, d);
   const bool pooled = qbarView != nullptr;
   const int64_t hk = h / group;
-  const int64_t numJ = i + 1;
-  
-  // Pooled keys of blocks 0..I, as float.
+  const int64_t numJ = geometry.lastKeyBlock(i) + 1; // candidates j <= J(I)
+
+  // Pooled keys of blocks 0..J(I), as float.
   std::vector<float> kbarF(static_cast<size_t>(numJ * d));
   for (int64_t j = 0; j < numJ; ++j)
     detail::toFloat(kbar.dtype, kbar.row(b, j, hk), d, &kbarF[j * d]);
@@ -93,22 +93,19 @@ void scoreRow(const TensorView &q, const TensorView &kbar,
     return;
   }
 
-  // Full queries: rows r of block I with r < L only.
+  // Full queries: the valid local rows r of block I only.
   const int64_t r0 = i * blockSize;
-  const int64_t r1 = std::min(r0 + blockSize, seqLen);
+  const int64_t r1 = geometry.lastRow(i) + 1;
   const int64_t rows = r1 - r0;
   std::vector<float> qF(static_cast<size_t>(rows * d));
   for (int64_t r = r0; r < r1; ++r)
     detail::toFloat(q.dtype, q.row(b, r, h), d, &qF[(r - r0) * d]);
-  auto lastToken = [&](int64_t j) {
-    return std::min((j + 1) * blockSize, seqLen) - 1;
-  };
   // s[r][j] for visible (r, j); invisible entries are never read.
   std::vector<float> s(static_cast<size_t>(rows * numJ), 0.0f);
   float maxLogit = kNegInf;
   for (int64_t r = r0; r < r1; ++r)
     for (int64_t j = 0; j < numJ; ++j) {
-      if (r < lastToken(j))
+      if (!geometry.rowScoresBlock(r, j))
         continue;
       float logit =
           detail::dot8(&qF[(r - r0) * d], &kbarF[j * d], d) * scale;
@@ -120,12 +117,10 @@ void scoreRow(const TensorView &q, const TensorView &kbar,
   if (maxLogit != kNegInf)
     for (int64_t j = 0; j < numJ; ++j)
       for (int64_t r = r0; r < r1; ++r)
-        if (r >= lastToken(j))
+        if (geometry.rowScoresBlock(r, j))
           energy[j] += std::exp(s[(r - r0) * numJ + j] - maxLogit);
   normalise(energy.data(), numJ, scores);
 }
-
-} // namespace
 
 StatusOr<BlockScores> blockScore(const TensorView &q, const TensorView &kbar,
                                  const Options &options,
@@ -168,8 +163,9 @@ StatusOr<BlockScores> blockScore(const TensorView &q, const TensorView &kbar,
         const int64_t i = nb - 1 - task / rowsPerI;
         const int64_t b = (task % rowsPerI) / q.heads;
         const int64_t h = task % q.heads;
-        scoreRow(q, kbar, pooled ? &qbarView : nullptr, options, b, h, i,
-                 result.row(b, h, i));
+        detail::scoreRow(q, kbar, pooled ? &qbarView : nullptr, options,
+                         CausalGeometry::wholePrompt(seqLen, blockSize), b,
+                         h, i, result.row(b, h, i));
       });
   return result;
 }
@@ -197,7 +193,9 @@ Status blockScoreRow(const TensorView &q, const TensorView &kbar,
                              "scoreQuery = kPooled, got NULL");
     FP_RETURN_IF_ERROR(checkPooled("qbar", *qbar, q, nb, q.heads));
   }
-  scoreRow(q, kbar, pooled ? qbar : nullptr, options, b, h, i, scores);
+  detail::scoreRow(q, kbar, pooled ? qbar : nullptr, options,
+                   CausalGeometry::wholePrompt(q.seq, options.blockSize), b, h,
+                   i, scores);
   return Status::ok();
 }
 

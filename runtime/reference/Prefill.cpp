@@ -8,6 +8,8 @@
 //===----------------------------------------------------------------------===//
 #include "flashprefill/reference.h"
 
+#include "Internal.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -54,7 +56,6 @@ naiveAttention(const TensorView &q, const TensorView &k, const TensorView &v,
   if (mask)
     FP_RETURN_IF_ERROR(mask->validate(q.batch, q.heads, nb));
   const int64_t d = q.dim, dv = v.dim;
-  const int64_t group = q.heads / k.heads;
   // The problem's scale is the float the kernels use; only the arithmetic
   // is done in double.
   const double scale = resolveScale(options, d);
@@ -63,7 +64,8 @@ naiveAttention(const TensorView &q, const TensorView &k, const TensorView &v,
   result.lse.assign(static_cast<size_t>(q.batch * q.heads * seqLen),
                     -std::numeric_limits<double>::infinity());
 
-  std::vector<double> logits(static_cast<size_t>(seqLen));
+  const CausalGeometry geometry = CausalGeometry::wholePrompt(seqLen, blockSize);
+  std::vector<double> logits;
   std::vector<char> keptBlock(static_cast<size_t>(nb));
   for (int64_t b = 0; b < q.batch; ++b)
     for (int64_t h = 0; h < q.heads; ++h)
@@ -71,35 +73,10 @@ naiveAttention(const TensorView &q, const TensorView &k, const TensorView &v,
         const int64_t i = r / blockSize;
         for (int64_t j = 0; j < nb; ++j)
           keptBlock[j] = mask ? mask->contains(b, h, i, j) : 1;
-        const int64_t hk = h / group;
-        double m = -std::numeric_limits<double>::infinity();
-        bool any = false;
-        for (int64_t c = 0; c <= r; ++c) { // causal: key c <= query r
-          if (!keptBlock[c / blockSize])
-            continue;
-          double dot = 0.0;
-          for (int64_t x = 0; x < d; ++x)
-            dot += static_cast<double>(q.at(b, r, h, x)) *
-                   static_cast<double>(k.at(b, c, hk, x));
-          logits[c] = dot * scale;
-          m = any ? std::max(m, logits[c]) : logits[c];
-          any = true;
-        }
-        if (!any)
-          continue; // output 0, LSE -inf
-        double l = 0.0;
-        double *o = &result.out[((b * seqLen + r) * q.heads + h) * dv];
-        for (int64_t c = 0; c <= r; ++c) {
-          if (!keptBlock[c / blockSize])
-            continue;
-          double p = std::exp(logits[c] - m);
-          l += p;
-          for (int64_t x = 0; x < dv; ++x)
-            o[x] += p * static_cast<double>(v.at(b, c, hk, x));
-        }
-        for (int64_t x = 0; x < dv; ++x)
-          o[x] /= l;
-        result.lse[(b * q.heads + h) * seqLen + r] = m + std::log(l);
+        result.lse[(b * q.heads + h) * seqLen + r] = detail::naiveRow(
+            q, k, v, geometry, b, h, r, scale,
+            [&](int64_t j) { return keptBlock[j] != 0; },
+            &result.out[((b * seqLen + r) * q.heads + h) * dv], logits);
       }
   return result;
 }

@@ -55,6 +55,26 @@ Status detail::checkView(const char *name, const TensorView &view) {
   return Status::ok();
 }
 
+Status detail::checkMaskRow(const std::string &countName,
+                            const std::string &idsName, int32_t count,
+                            const int32_t *ids, int64_t lastKeyBlock) {
+  if (count < 0 || count > lastKeyBlock + 1)
+    return invalidArgument(countName + ": expected a value in [0, " +
+                           std::to_string(lastKeyBlock + 1) + "], got " +
+                           std::to_string(count));
+  for (int32_t e = 0; e < count; ++e) {
+    int32_t j = ids[e];
+    bool ascending = e == 0 || j > ids[e - 1];
+    if (j < 0 || j > lastKeyBlock || !ascending)
+      return invalidArgument(idsName +
+                             ": expected strictly ascending block ids in [0, " +
+                             std::to_string(lastKeyBlock) + "], got " +
+                             std::to_string(j) + " at position " +
+                             std::to_string(e));
+  }
+  return Status::ok();
+}
+
 //===----------------------------------------------------------------------===//
 // Tensor
 //===----------------------------------------------------------------------===//
@@ -237,8 +257,9 @@ Status validateProblem(const TensorView &q, const TensorView &k,
                            std::to_string(k.heads) + "), got " +
                            std::to_string(q.heads));
   if (k.seq != q.seq)
-    return unsupported("s_k: expected s_k == s_q (causal prefill; other "
-                       "lengths are not implemented yet), got s_q = " +
+    return unsupported("s_k: expected s_k == s_q (a whole prompt; a chunk "
+                       "after a cached prefix, s_k > s_q, goes through "
+                       "prefillVarlen), got s_q = " +
                        std::to_string(q.seq) +
                        ", s_k = " + std::to_string(k.seq));
   return Status::ok();
@@ -317,22 +338,9 @@ Status BlockMask::validate(int64_t expectBatch, int64_t expectHeads,
     int64_t b = row / (numBlocks * heads);
     std::string where = "[b=" + std::to_string(b) + ", h=" + std::to_string(h) +
                         ", I=" + std::to_string(i) + "]";
-    int32_t count = counts[row];
-    if (count < 0 || count > i + 1)
-      return invalidArgument(
-          "mask.counts" + where + ": expected a value in [0, " +
-          std::to_string(i + 1) + "], got " + std::to_string(count));
-    const int32_t *rowIds = ids.data() + row * numBlocks;
-    for (int32_t e = 0; e < count; ++e) {
-      int32_t j = rowIds[e];
-      bool ascending = e == 0 || j > rowIds[e - 1];
-      if (j < 0 || j > i || !ascending)
-        return invalidArgument(
-            "mask.ids" + where +
-            ": expected strictly ascending block ids in [0, " +
-            std::to_string(i) + "], got " + std::to_string(j) +
-            " at position " + std::to_string(e));
-    }
+    FP_RETURN_IF_ERROR(detail::checkMaskRow("mask.counts" + where,
+                                            "mask.ids" + where, counts[row],
+                                            ids.data() + row * numBlocks, i));
   }
   return Status::ok();
 }

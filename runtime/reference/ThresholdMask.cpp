@@ -23,13 +23,23 @@ namespace fp::ref {
 
 int32_t thresholdRow(const float *row, int64_t i, int64_t nb,
                      const Options &options, int32_t *ids) {
+  // Whole prompt: J(I) = I and nb query blocks.
+  return thresholdRow(
+      row, CausalGeometry::wholePrompt(nb * options.blockSize, options.blockSize),
+      i, options, ids);
+}
+
+int32_t thresholdRow(const float *row, const CausalGeometry &geometry,
+                     int64_t i, const Options &options, int32_t *ids) {
   const float alpha = options.alpha;
   const int64_t k = options.minBudget;
   const float inf = std::numeric_limits<float>::infinity();
-  const int64_t numJ = i + 1; // the scored row: j in [0, I]
+  const int64_t lastJ = geometry.lastKeyBlock(i);
+  const int64_t numJ = lastJ + 1; // the scored row: j in [0, J(I)]
+  const int64_t nq = geometry.numQueryBlocks();
   auto forced = [&](int64_t j) {
-    return j < options.sink || i - j < options.window ||
-           i >= nb - options.lastN;
+    return j < options.sink || lastJ - j < options.window ||
+           i >= nq - options.lastN;
   };
 
   // Max and min over the scored row (comparisons skip NaN).

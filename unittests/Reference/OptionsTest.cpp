@@ -124,9 +124,9 @@ TEST(Options, ProblemValidation) {
   Tensor ks = randomTensor(DType::kBF16, 1, 12, 2, 8, 2);
   s = validateProblem(q.view(), ks.view(), ks.view(), o);
   EXPECT_EQ(s.code(), StatusCode::kUnsupported);
-  EXPECT_EQ(s.message(), "s_k: expected s_k == s_q (causal prefill; other "
-                         "lengths are not implemented yet), got s_q = 8, "
-                         "s_k = 12");
+  EXPECT_EQ(s.message(), "s_k: expected s_k == s_q (a whole prompt; a chunk "
+                         "after a cached prefix, s_k > s_q, goes through "
+                         "prefillVarlen), got s_q = 8, s_k = 12");
   // Every op reports the same error.
   EXPECT_EQ(prefill(q.view(), ks.view(), ks.view(), o).status().code(),
             StatusCode::kUnsupported);

@@ -31,6 +31,7 @@
 #include "flashprefill/status.h"
 #include "fp/params.h" // FP_THRESHOLD_*, FP_SCORE_* values
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -180,6 +181,62 @@ Status validateProblem(const TensorView &q, const TensorView &k,
                        const TensorView &v, const Options &options);
 
 //===----------------------------------------------------------------------===//
+// Causal geometry: who sees what (docs/semantics.md sections 1 and 2)
+//===----------------------------------------------------------------------===//
+
+/// Where a call's `queryLen` queries sit among its `keyLen >= queryLen`
+/// keys: they are the LAST queryLen positions, so the first prefix() =
+/// keyLen - queryLen keys are a cached prefix and the causal diagonal is
+/// aligned bottom-right. Query blocks are numbered locally (block I covers
+/// local rows [IB, min((I+1)B, queryLen))), key blocks absolutely (block j
+/// covers keys [jB, min((j+1)B, keyLen))); local row r is absolute position
+/// prefix() + r. Every op takes its visibility from here, so the rule has
+/// one definition; prefix 0 is section 1's whole prompt (J(I) = I).
+struct CausalGeometry {
+  int64_t queryLen = 0, keyLen = 0, blockSize = 1;
+
+  int64_t prefix() const { return keyLen - queryLen; }
+  int64_t numQueryBlocks() const {
+    return (queryLen + blockSize - 1) / blockSize;
+  }
+  int64_t numKeyBlocks() const { return (keyLen + blockSize - 1) / blockSize; }
+  /// Last local row of query block I.
+  int64_t lastRow(int64_t i) const {
+    return std::min((i + 1) * blockSize, queryLen) - 1;
+  }
+  /// Last key of key block j.
+  int64_t lastKey(int64_t j) const {
+    return std::min((j + 1) * blockSize, keyLen) - 1;
+  }
+  /// J(I) = (prefix + last row of I) div B: the last key block that query
+  /// block I reaches; its candidates are j in [0, J(I)].
+  int64_t lastKeyBlock(int64_t i) const {
+    return (prefix() + lastRow(i)) / blockSize;
+  }
+  /// Step 2: local row r scores key block j iff it sees j's last key.
+  bool rowScoresBlock(int64_t r, int64_t j) const {
+    return lastKey(j) <= prefix() + r;
+  }
+  /// Step 4: local row r sees keys [jB, jB + visibleKeys(r, j)) of block j
+  /// (causal: key position <= prefix + r; valid: < keyLen).
+  int64_t visibleKeys(int64_t r, int64_t j) const {
+    const int64_t first = j * blockSize;
+    const int64_t n =
+        std::min({blockSize, keyLen - first, prefix() + r - first + 1});
+    return std::max<int64_t>(n, 0);
+  }
+  /// A kept block j of query block I needs per-token (causal) masking iff
+  /// its last key lies beyond the first row of I.
+  bool needsTokenMask(int64_t i, int64_t j) const {
+    return lastKey(j) > prefix() + i * blockSize;
+  }
+  /// The whole prompt of section 1: `seqLen` queries over the same keys.
+  static CausalGeometry wholePrompt(int64_t seqLen, int64_t blockSize) {
+    return {seqLen, seqLen, blockSize};
+  }
+};
+
+//===----------------------------------------------------------------------===//
 // Block scores and masks
 //===----------------------------------------------------------------------===//
 
@@ -278,6 +335,13 @@ Status blockScoreRow(const TensorView &q, const TensorView &kbar,
 /// (query block `i` of `nb`) ascending into ids[0..i] and returns how many.
 int32_t thresholdRow(const float *row, int64_t i, int64_t nb,
                      const Options &options, int32_t *ids);
+/// The same for query block `i` of any geometry (a chunk after a prefix):
+/// `row` holds score[I, 0..J(I)]; the kept ids go to ids[0..J(I)]. Forced:
+/// j < sink, J(I) - j < window, I >= numQueryBlocks - lastN (pass lastN 0
+/// where the dense tail does not apply). The overload above is this one
+/// with the whole-prompt geometry.
+int32_t thresholdRow(const float *row, const CausalGeometry &geometry,
+                     int64_t i, const Options &options, int32_t *ids);
 
 
 /// 3. threshold_mask. For every row (b, h, I), scores over j in [0, I]:
@@ -349,6 +413,151 @@ struct NaiveAttentionOutput {
 StatusOr<NaiveAttentionOutput>
 naiveAttention(const TensorView &q, const TensorView &k, const TensorView &v,
                const Options &options, const BlockMask *mask = nullptr);
+
+//===----------------------------------------------------------------------===//
+// Engine shapes (docs/semantics.md section 2; layouts in docs/varlen.md)
+//===----------------------------------------------------------------------===//
+
+/// One variable-length call: b sequences, sequence i bringing q_len_i new
+/// queries after a cached prefix (its keys number k_len_i >= q_len_i and its
+/// queries are the last q_len_i of them). The fields mirror fp_varlen_t.
+struct VarlenProblem {
+  TensorView q; ///< [1, total_q, h_q, d]: the rows of every sequence
+  /// Packed: [1, total_k, h_kv, d] with cuSeqlensK. Paged: [num_pages,
+  /// page_size, h_kv, d] (batch = pages, seq = slots) with pageTable, kLens.
+  TensorView k, v;
+  std::vector<int32_t> cuSeqlensQ; ///< [b+1], [0] = 0, non-decreasing
+  std::vector<int32_t> cuSeqlensK; ///< [b+1] when packed; empty when paged
+  /// [b, maxPages] row-major when paged: key t of sequence i is slot
+  /// t % page_size of page pageTable[i * maxPages + t / page_size].
+  std::vector<int32_t> pageTable;
+  int64_t maxPages = 0;
+  std::vector<int32_t> kLens; ///< [b] when paged
+  /// [b]: nonzero = options.lastN applies to sequence i (a prompt's final
+  /// chunk); empty = it applies to every sequence.
+  std::vector<int32_t> applyLastN;
+  /// Host-side maxima (>= every q_len_i / k_len_i); 0 = the actual maximum.
+  /// maxSeqlenK sizes the mask (maxKeyBlocks).
+  int64_t maxSeqlenQ = 0, maxSeqlenK = 0;
+
+  // Accessors; meaningful after validateVarlen().
+  int64_t batch() const {
+    return cuSeqlensQ.empty() ? 0 : int64_t(cuSeqlensQ.size()) - 1;
+  }
+  bool paged() const { return cuSeqlensK.empty(); }
+  int64_t totalQ() const { return q.seq; }
+  int64_t queryStart(int64_t i) const { return cuSeqlensQ[size_t(i)]; }
+  int64_t queryLen(int64_t i) const {
+    return cuSeqlensQ[size_t(i) + 1] - cuSeqlensQ[size_t(i)];
+  }
+  int64_t keyLen(int64_t i) const {
+    return paged() ? kLens[size_t(i)]
+                   : cuSeqlensK[size_t(i) + 1] - cuSeqlensK[size_t(i)];
+  }
+  bool lastNApplies(int64_t i) const {
+    return applyLastN.empty() || applyLastN[size_t(i)] != 0;
+  }
+  CausalGeometry geometry(int64_t i, int64_t blockSize) const {
+    return {queryLen(i), keyLen(i), blockSize};
+  }
+  /// maxSeqlenQ / maxSeqlenK, or the actual maxima where they are 0.
+  int64_t resolvedMaxSeqlenQ() const;
+  int64_t resolvedMaxSeqlenK() const;
+};
+
+/// The compact mask of a varlen call (fp_varlen_mask_t). Query block I of
+/// sequence i is row rowOf(cuSeqlensQ, i, I, B) = floor(cuSeqlensQ[i] / B)
+/// + i + I; rows of different sequences never overlap and numRows =
+/// floor(total_q / B) + b bounds them all.
+///   counts [numRows, heads]: kept blocks of (row, head);
+///   ids [numRows, heads, maxKeyBlocks]: ascending ABSOLUTE key-block ids in
+///   [0, J_i(I)]; -1 past the count (and in rows of no query block, whose
+///   counts are 0) so that masks compare deterministically.
+/// maxKeyBlocks = ceil(max_seqlen_k / B). Kept block j of (i, I) needs
+/// token masking iff CausalGeometry::needsTokenMask(I, j).
+struct VarlenMask {
+  int64_t numRows = 0, heads = 0, maxKeyBlocks = 0, blockSize = 0;
+  std::vector<int32_t> counts;
+  std::vector<int32_t> ids;
+
+  static int64_t rowOf(const std::vector<int32_t> &cuSeqlensQ, int64_t i,
+                       int64_t queryBlock, int64_t blockSize) {
+    return cuSeqlensQ[size_t(i)] / blockSize + i + queryBlock;
+  }
+  static int64_t numRowsFor(int64_t totalQ, int64_t batch, int64_t blockSize) {
+    return totalQ / blockSize + batch;
+  }
+  /// An all-empty mask (counts 0, ids -1).
+  static VarlenMask empty(int64_t numRows, int64_t heads, int64_t maxKeyBlocks,
+                          int64_t blockSize);
+
+  int32_t count(int64_t row, int64_t h) const {
+    return counts[size_t(row * heads + h)];
+  }
+  const int32_t *rowIds(int64_t row, int64_t h) const {
+    return ids.data() + (row * heads + h) * maxKeyBlocks;
+  }
+  int32_t *rowIds(int64_t row, int64_t h) {
+    return ids.data() + (row * heads + h) * maxKeyBlocks;
+  }
+  /// The kept ids of (sequence i, head h, query block I), ascending.
+  std::vector<int32_t> kept(const std::vector<int32_t> &cuSeqlensQ, int64_t i,
+                            int64_t h, int64_t queryBlock) const;
+  /// Whether key block j is kept for (sequence i, head h, query block I).
+  bool contains(const std::vector<int32_t> &cuSeqlensQ, int64_t i, int64_t h,
+                int64_t queryBlock, int64_t j) const;
+  /// Kept blocks over all rows.
+  int64_t keptBlocks() const;
+  /// Checks the shape against a validated `problem` and every row of every
+  /// sequence: counts in [0, J(I) + 1], ids strictly ascending in [0, J(I)].
+  Status validate(const VarlenProblem &problem, int64_t blockSize) const;
+};
+
+/// Checks every input of `problem` against each other and `options`; the
+/// message names the field (with the C API's names: cu_seqlens_q[2],
+/// k_lens[0], page_table[1][3], max_seqlen_k, ...) and the expected value.
+/// Covers: cu_seqlens not starting at 0, decreasing or beyond total, k_len <
+/// q_len, page ids out of range, a page table too narrow for k_len, lengths
+/// above the maxima, page size not a power of two in [1, 256], packed and
+/// paged K/V both or neither given, applyLastN of the wrong size, shapes and
+/// dtypes of q, k, v.
+Status validateVarlen(const VarlenProblem &problem, const Options &options);
+
+/// Steps 1-3 for every sequence (pool its keys, score with its geometry,
+/// threshold, with lastN only where applyLastN says), written to the
+/// compact mask of numRowsFor(total_q, b, B) rows and
+/// ceil(resolvedMaxSeqlenK() / B) key blocks. Per sequence this is
+/// blockPool / blockScore / thresholdMask with the prefix: with prefix 0 it
+/// equals prefill()'s mask bit for bit.
+StatusOr<VarlenMask> selectVarlen(const VarlenProblem &problem,
+                                  const Options &options);
+
+/// Output of the varlen attention ops.
+struct VarlenOutput {
+  Tensor out;             ///< [1, total_q, h_q, d_v] (kBSHD), q's dtype
+  std::vector<float> lse; ///< [h_q, total_q] natural log (FlashAttention's
+                          ///< varlen layout); -inf: no key seen
+  VarlenMask mask;        ///< the mask attended over
+};
+
+/// Step 4 for every sequence over `mask`, with maskedAttention's numerics
+/// and the bottom-right causal visibility. Rows of total_q that belong to no
+/// sequence (cuSeqlensQ[b] < total_q) stay 0 with LSE -inf here; the C API
+/// leaves the caller's memory there untouched.
+StatusOr<VarlenOutput> attendVarlen(const VarlenProblem &problem,
+                                    const VarlenMask &mask,
+                                    const Options &options);
+
+/// selectVarlen then attendVarlen.
+StatusOr<VarlenOutput> prefillVarlen(const VarlenProblem &problem,
+                                     const Options &options);
+
+/// naiveAttention for a varlen call: fp64 truth over the keys of `mask`'s
+/// kept blocks (or every causal key), bottom-right causal. out is
+/// [total_q, h_q, d_v], lse [h_q, total_q]; rows of no sequence 0 / -inf.
+StatusOr<NaiveAttentionOutput>
+naiveAttentionVarlen(const VarlenProblem &problem, const Options &options,
+                     const VarlenMask *mask = nullptr);
 
 } // namespace fp::ref
 
