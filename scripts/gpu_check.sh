@@ -37,8 +37,12 @@ if [[ ${1:-} == --bundle ]]; then
     cp "$build/bin/$bin" "$bundle/"
     strip "$bundle/$bin"
   done
-  cp "$build/lib/libflashprefill.so" "$bundle/"
-  strip --strip-unneeded "$bundle/libflashprefill.so"
+  # One real file under the soname the tests link against; the dev name
+  # (what Python's loader looks for) is a link beside it.
+  rm -f "$bundle/libflashprefill.so" "$bundle/libflashprefill.so.0"
+  cp -L "$build/lib/libflashprefill.so.0" "$bundle/libflashprefill.so.0"
+  strip --strip-unneeded "$bundle/libflashprefill.so.0"
+  ln -s libflashprefill.so.0 "$bundle/libflashprefill.so"
   commit=$(git -C "$root" rev-parse HEAD)
   dirty=$(git -C "$root" status --porcelain --untracked-files=no | wc -l)
   echo "$commit$([[ $dirty == 0 ]] || echo " (+$dirty modified files)")" >"$bundle/COMMIT"
@@ -69,10 +73,14 @@ mkdir -p "$(dirname "$log")"
 work=$(mktemp -d /tmp/fp-gpu-check.XXXXXX)
 export FLASHPREFILL_CACHE_DIR=$work/cache
 export FLASHPREFILL_LIBRARY=$bundle/libflashprefill.so
+export LD_LIBRARY_PATH=$bundle${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export PYTHONPATH=$root/python${PYTHONPATH:+:$PYTHONPATH}
 export PYTHONUNBUFFERED=1
 export PATH=$PATH:/usr/local/cuda/bin:/usr/local/cuda/compute-sanitizer
 shards=${FP_GPU_SHARDS:-8}
+# A smoke run may narrow FPGpuTests (a gtest filter); the log says so, and a
+# claim needs the default, every test.
+gpu_filter=${FP_GPU_FILTER:-*}
 : >"$log"
 say() { echo "$*" | tee -a "$log"; }
 failed=()
@@ -85,6 +93,7 @@ say "# scripts/gpu_check.sh"
 say "commit:  $(cat "$bundle/COMMIT" 2>/dev/null || echo unknown)"
 say "date:    $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 say "gpu:     $(nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv,noheader | head -1)"
+[[ $gpu_filter == '*' ]] || say "PARTIAL RUN: FPGpuTests --gtest_filter=$gpu_filter (not a claim)"
 say "host:    $(nproc) cores; torch $(python3 -c 'import torch; print(torch.__version__, "cuda", torch.version.cuda)' 2>/dev/null || echo absent)"
 grep -q '^[0-9a-f]\{40\}$' "$bundle/COMMIT" 2>/dev/null ||
   stage "bundle built from a clean commit" 1
@@ -94,7 +103,7 @@ say "== FPGpuTests ($shards shards) and pytest python/tests, side by side"
 start=$SECONDS
 for ((i = 0; i < shards; ++i)); do
   GTEST_TOTAL_SHARDS=$shards GTEST_SHARD_INDEX=$i \
-    "$bundle/FPGpuTests" >"$work/gpu_shard_$i.log" 2>&1 &
+    "$bundle/FPGpuTests" --gtest_filter="$gpu_filter" >"$work/gpu_shard_$i.log" 2>&1 &
   shard_pids[i]=$!
 done
 python3 -m pytest -q -rs "$root/python/tests" >"$work/pytest.log" 2>&1 &
