@@ -95,6 +95,30 @@ def block_scores(q, k, block, scale, *, pooled=False, dtype="bf16"):
     return scores
 
 
+def keep_row(row, I, nq, *, alpha, sink, window, last_n, min_budget=0,
+             threshold="relative_max"):
+    """Rule v1 step 3 for one (head, query block) row: `row` holds the scores
+    of the candidates j <= J(I) = len(row) - 1. Returns (keep, margin) where
+    margin is |score - t| / max."""
+    J = len(row) - 1
+    top = row.max()
+    t = alpha * top
+    if threshold == "min_max":
+        t += (1 - alpha) * row.min()
+    j = np.arange(J + 1)
+    forced = (j < sink) | (J - j < window)
+    keep = (row >= t) | forced | (I >= nq - last_n)
+    if min_budget > 0:
+        free = row[~forced]
+        if len(free) <= min_budget:
+            keep |= ~forced
+        else:
+            kth = np.sort(free)[::-1][min_budget - 1]
+            keep |= (row >= kth) & ~forced
+    margin = np.abs(row - t) / top if top > 0 else np.full(row.shape, np.inf)
+    return keep, margin
+
+
 def keep_rule(scores, *, alpha, sink, window, last_n, min_budget=0, threshold="relative_max"):
     """dense[b, h, I, j] (bool) and the threshold margin |score - t| / max
     of every block, rule v1 step 3."""
@@ -104,25 +128,83 @@ def keep_rule(scores, *, alpha, sink, window, last_n, min_budget=0, threshold="r
     for bi in range(b):
         for h in range(hq):
             for i in range(nb):
-                row = scores[bi, h, i, :i + 1]
-                top = row.max()
-                t = alpha * top
-                if threshold == "min_max":
-                    t += (1 - alpha) * row.min()
-                j = np.arange(i + 1)
-                forced = (j < sink) | (i - j < window)
-                keep = (row >= t) | forced | (i >= nb - last_n)
-                if min_budget > 0:
-                    free = row[~forced]
-                    if len(free) <= min_budget:
-                        keep |= ~forced
-                    else:
-                        kth = np.sort(free)[::-1][min_budget - 1]
-                        keep |= (row >= kth) & ~forced
-                dense[bi, h, i, :i + 1] = keep
-                if top > 0:
-                    margin[bi, h, i, :i + 1] = np.abs(row - t) / top
+                dense[bi, h, i, :i + 1], margin[bi, h, i, :i + 1] = keep_row(
+                    scores[bi, h, i, :i + 1], i, nb, alpha=alpha, sink=sink, window=window,
+                    last_n=last_n, min_budget=min_budget, threshold=threshold)
     return dense, margin
+
+
+# ---------------------------------------------------------------------------
+# Engine shapes (docs/semantics.md section 2): one sequence whose q_len
+# queries are the last of its k_len positions (prefix p = k_len - q_len).
+# ---------------------------------------------------------------------------
+
+
+def last_key_block(prefix, q_len, block, I):
+    """J(I) = (p + last local row of query block I) // B."""
+    return (prefix + min((I + 1) * block, q_len) - 1) // block
+
+
+def block_scores_prefix(q, k, block, scale, *, dtype="bf16"):
+    """score[h, I, j] (float64; 0 past J(I)) of one sequence: q [q_len, h_q,
+    d], k [k_len, h_kv, d]. Local row r (position p + r) scores block j iff
+    block j's last key is at a position <= p + r."""
+    q_len, hq, _ = q.shape
+    k_len, hkv, _ = k.shape
+    prefix, g = k_len - q_len, hq // hkv
+    nq, nk = -(-q_len // block), -(-k_len // block)
+    kbar = round_to(block_means(k[None], block), dtype)[0]  # [nk, h_kv, d]
+    scores = np.zeros((hq, nq, nk))
+    for h in range(hq):
+        for i in range(nq):
+            lo, hi = i * block, min((i + 1) * block, q_len)
+            J = last_key_block(prefix, q_len, block, i)
+            logits = (q[lo:hi, h] @ kbar[:J + 1, h // g].T) * scale  # [rows, J+1]
+            last = np.minimum((np.arange(J + 1) + 1) * block, k_len) - 1
+            visible = (prefix + np.arange(lo, hi))[:, None] >= last[None, :]
+            logits = np.where(visible, logits, -np.inf)
+            e = np.exp(logits - logits.max()).sum(axis=0)
+            scores[h, i, :J + 1] = e / (e.sum() + SCORE_EPSILON)
+    return scores
+
+
+def keep_rule_prefix(scores, prefix, q_len, block, *, alpha, sink, window, last_n,
+                     min_budget=0, threshold="relative_max"):
+    """dense[h, I, j] and margins of one sequence, rule v1 step 3 with the
+    candidates j <= J(I) (last_n 0 where the call does not apply it)."""
+    hq, nq, nk = scores.shape
+    dense = np.zeros(scores.shape, dtype=bool)
+    margin = np.full(scores.shape, np.inf)
+    for h in range(hq):
+        for i in range(nq):
+            J = last_key_block(prefix, q_len, block, i)
+            dense[h, i, :J + 1], margin[h, i, :J + 1] = keep_row(
+                scores[h, i, :J + 1], i, nq, alpha=alpha, sink=sink, window=window,
+                last_n=last_n, min_budget=min_budget, threshold=threshold)
+    return dense, margin
+
+
+def masked_attention_prefix(q, k, v, dense_mask, block, scale):
+    """out [q_len, h_q, d] and lse [h_q, q_len] in float64 of one sequence
+    over the kept blocks of `dense_mask` ([h_q, nq, nk] bool; query blocks
+    local, key blocks absolute), causal aligned bottom-right."""
+    q_len, hq, _ = q.shape
+    k_len = k.shape[0]
+    prefix, g = k_len - q_len, hq // k.shape[1]
+    out = np.zeros((q_len, hq, v.shape[2]))
+    lse = np.full((hq, q_len), -np.inf)
+    rows, keys = np.arange(q_len), np.arange(k_len)
+    for h in range(hq):
+        logits = (q[:, h] @ k[:, h // g].T) * scale  # [q_len, k_len]
+        allowed = dense_mask[h][(rows // block)[:, None], (keys // block)[None, :]]
+        allowed &= keys[None, :] <= (prefix + rows)[:, None]
+        logits = np.where(allowed, logits, -np.inf)
+        m = logits.max(axis=1, keepdims=True)
+        p = np.exp(logits - m)
+        l = p.sum(axis=1, keepdims=True)
+        out[:, h] = (p @ v[:, h // g]) / l
+        lse[h] = (m + np.log(l))[:, 0]
+    return out, lse
 
 
 def masked_attention(q, k, v, dense_mask, block, scale):
