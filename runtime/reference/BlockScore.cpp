@@ -173,28 +173,46 @@ StatusOr<BlockScores> blockScore(const TensorView &q, const TensorView &kbar,
 Status blockScoreRow(const TensorView &q, const TensorView &kbar,
                      const Options &options, int64_t b, int64_t h, int64_t i,
                      float *scores, const TensorView *qbar) {
+  return blockScoreRow(q, kbar, options,
+                       CausalGeometry::wholePrompt(q.seq, options.blockSize),
+                       b, h, i, scores, qbar);
+}
+
+Status blockScoreRow(const TensorView &q, const TensorView &kbar,
+                     const Options &options, const CausalGeometry &geometry,
+                     int64_t b, int64_t h, int64_t i, float *scores,
+                     const TensorView *qbar) {
   FP_RETURN_IF_ERROR(validateOptions(options));
   FP_RETURN_IF_ERROR(detail::checkView("q", q));
-  const int64_t nb = numBlocks(q.seq, options.blockSize);
-  FP_RETURN_IF_ERROR(checkPooled("kbar", kbar, q, nb, /*expectHeads=*/0));
+  if (geometry.queryLen != q.seq || geometry.keyLen < geometry.queryLen ||
+      geometry.blockSize != options.blockSize)
+    return invalidArgument(
+        "geometry: expected queryLen = q.seq (" + std::to_string(q.seq) +
+        "), keyLen >= queryLen and blockSize = options.blockSize (" +
+        std::to_string(options.blockSize) + "), got queryLen " +
+        std::to_string(geometry.queryLen) + ", keyLen " +
+        std::to_string(geometry.keyLen) + ", blockSize " +
+        std::to_string(geometry.blockSize));
+  const int64_t nq = geometry.numQueryBlocks();
+  FP_RETURN_IF_ERROR(checkPooled("kbar", kbar, q, geometry.numKeyBlocks(),
+                                 /*expectHeads=*/0));
   if (kbar.heads <= 0 || q.heads % kbar.heads != 0)
     return invalidArgument("kbar.heads: expected a divisor of q.heads (" +
                            std::to_string(q.heads) + "), got " +
                            std::to_string(kbar.heads));
-  if (b < 0 || b >= q.batch || h < 0 || h >= q.heads || i < 0 || i >= nb)
+  if (b < 0 || b >= q.batch || h < 0 || h >= q.heads || i < 0 || i >= nq)
     return invalidArgument("(b, h, i): expected a row of [" +
                            std::to_string(q.batch) + ", " +
                            std::to_string(q.heads) + ", " +
-                           std::to_string(nb) + "]");
+                           std::to_string(nq) + "]");
   const bool pooled = options.scoreQuery == ScoreQuery::kPooled;
   if (pooled) {
     if (!qbar)
       return invalidArgument("qbar: expected the pooled queries with "
                              "scoreQuery = kPooled, got NULL");
-    FP_RETURN_IF_ERROR(checkPooled("qbar", *qbar, q, nb, q.heads));
+    FP_RETURN_IF_ERROR(checkPooled("qbar", *qbar, q, nq, q.heads));
   }
-  detail::scoreRow(q, kbar, pooled ? qbar : nullptr, options,
-                   CausalGeometry::wholePrompt(q.seq, options.blockSize), b, h,
+  detail::scoreRow(q, kbar, pooled ? qbar : nullptr, options, geometry, b, h,
                    i, scores);
   return Status::ok();
 }

@@ -331,6 +331,15 @@ Status blockScoreRow(const TensorView &q, const TensorView &kbar,
                      const Options &options, int64_t b, int64_t h, int64_t i,
                      float *scores, const TensorView *qbar = nullptr);
 
+/// blockScoreRow for any geometry (a chunk after a cached prefix, section
+/// 2): q [b, s_q, h_q, d] with s_q = geometry.queryLen, kbar the pooled keys
+/// of all geometry.keyLen keys ([b, ceil(s_k / B), h_kv, d]); writes
+/// scores[0..J(I)]. The overload above is this one with the whole prompt.
+Status blockScoreRow(const TensorView &q, const TensorView &kbar,
+                     const Options &options, const CausalGeometry &geometry,
+                     int64_t b, int64_t h, int64_t i, float *scores,
+                     const TensorView *qbar = nullptr);
+
 /// One row of thresholdMask: writes the kept ids of scored row `row`
 /// (query block `i` of `nb`) ascending into ids[0..i] and returns how many.
 int32_t thresholdRow(const float *row, int64_t i, int64_t nb,
