@@ -38,6 +38,37 @@ std::string prefillModule(const ::fp::codegen::KernelSpec &spec) {
       q, kv, lse, spec.blockSize, spec.pooledQueries ? "pooled" : "full");
 }
 
+/// The varlen forms (docs/semantics.md section 2), packed and paged K/V.
+/// Both lower to the same three kernels, which read the layout from their
+/// parameters; the two functions keep both shapes visible in the IR.
+std::string prefillVarlenModule(const ::fp::codegen::KernelSpec &spec) {
+  std::string q = llvm::formatv("tensor<?x{0}x{1}x{2}>", spec.numQHeads,
+                                spec.headDim, spec.dtype);
+  std::string packed = llvm::formatv("tensor<?x{0}x{1}x{2}>", spec.numKvHeads,
+                                     spec.headDim, spec.dtype);
+  std::string paged = llvm::formatv("tensor<?x?x{0}x{1}x{2}>",
+                                    spec.numKvHeads, spec.headDim, spec.dtype);
+  std::string lse = llvm::formatv("tensor<{0}x?xf32>", spec.numQHeads);
+  return llvm::formatv(
+      "func.func @prefill_varlen_packed(%q: {0}, %k: {1}, %v: {1}, "
+      "%cu_q: tensor<?xi32>, %cu_k: tensor<?xi32>) -> ({0}, {3}) {{\n"
+      "  %o, %l = fp.prefill_varlen %q, %k, %v, %cu_q, %cu_k {{block_size = "
+      "{4} : i64, threshold = #fp.threshold<>}\n"
+      "    : ({0}, {1}, {1}, tensor<?xi32>, tensor<?xi32>) -> ({0}, {3})\n"
+      "  return %o, %l : {0}, {3}\n"
+      "}\n"
+      "func.func @prefill_varlen_paged(%q: {0}, %k: {2}, %v: {2}, "
+      "%cu_q: tensor<?xi32>, %pages: tensor<?x?xi32>, %k_lens: "
+      "tensor<?xi32>) -> ({0}, {3}) {{\n"
+      "  %o, %l = fp.prefill_varlen %q, %k, %v, %cu_q, %pages, %k_lens "
+      "{{block_size = {4} : i64, threshold = #fp.threshold<>}\n"
+      "    : ({0}, {2}, {2}, tensor<?xi32>, tensor<?x?xi32>, tensor<?xi32>) "
+      "-> ({0}, {3})\n"
+      "  return %o, %l : {0}, {3}\n"
+      "}\n",
+      q, packed, paged, lse, spec.blockSize);
+}
+
 } // namespace
 
 namespace fp::codegen {
@@ -53,7 +84,7 @@ StatusOr<GeneratedKernels> generateKernels(const KernelSpec &spec) {
                                          spec.numQHeads, spec.numKvHeads));
 
   GeneratedKernels out;
-  out.mlir = prefillModule(spec);
+  out.mlir = prefillModule(spec) + prefillVarlenModule(spec);
 
   DialectRegistry registry;
   registry
@@ -62,6 +93,8 @@ StatusOr<GeneratedKernels> generateKernels(const KernelSpec &spec) {
   // Collect diagnostics as the error message instead of printing them.
   std::string diagnostics;
   ScopedDiagnosticHandler handler(&context, [&](Diagnostic &diag) {
+    if (diag.getSeverity() == DiagnosticSeverity::Warning)
+      out.warnings.push_back(diag.str());
     if (!diagnostics.empty())
       diagnostics += "; ";
     diagnostics += diag.str();

@@ -109,6 +109,8 @@ public:
                     "device " + info_.device + " (" + info_.arch +
                         "): " + generated.status().message());
     info_.codegenSeconds = secondsSince(codegenStart);
+    for (const std::string &warning : generated->warnings)
+      noticeOnce("flashprefill: warning: " + warning);
 
     info_.denseBelowTokens = denseBreakEvenTokens(
         densityPoints(kernelSpec), spec_.block_size, spec_.max_seq_len);

@@ -32,6 +32,22 @@ TEST(CodegenTest, DefaultSpecProducesThreeKernels) {
   EXPECT_NE(kernels->manifest.find("arch sm_90a"), std::string::npos);
 }
 
+// A tuning database that cannot be read does not fail codegen, but its
+// warning reaches the caller (the runtime prints it), so a serving process
+// learns that its database is ignored; a clean run has no warnings.
+TEST(CodegenTest, UnreadableTuningDatabaseIsAWarningForTheCaller) {
+  KernelSpec spec;
+  spec.tuningDb = "/dev/zero";
+  auto kernels = generateKernels(spec);
+  ASSERT_TRUE(kernels.isOk()) << kernels.status().toString();
+  ASSERT_FALSE(kernels->warnings.empty());
+  EXPECT_NE(kernels->warnings.front().find("/dev/zero"), std::string::npos)
+      << kernels->warnings.front();
+  auto clean = generateKernels(KernelSpec{});
+  ASSERT_TRUE(clean.isOk());
+  EXPECT_TRUE(clean->warnings.empty());
+}
+
 // Pooled queries add a second pool launch that reuses the pool kernel.
 TEST(CodegenTest, PooledQueriesPoolQueriesToo) {
   KernelSpec spec;

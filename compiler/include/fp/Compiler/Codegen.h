@@ -14,6 +14,7 @@
 #include "flashprefill/status.h"
 
 #include <string>
+#include <vector>
 
 namespace fp::codegen {
 
@@ -39,6 +40,10 @@ struct GeneratedKernels {
   std::string mlir;     ///< the input module (for debugging)
   std::string source;   ///< CUDA C++ including "fp/kernels.cuh"
   std::string manifest; ///< see fp/Compiler/KernelManifest.h
+  /// Warnings of a successful run (a tuning database that could not be
+  /// read, a stale tuned tile): the caller shows them, since a serving
+  /// process would otherwise never learn that its database is ignored.
+  std::vector<std::string> warnings;
 };
 
 /// Generates kernels for `spec`. Errors name the spec field and the
