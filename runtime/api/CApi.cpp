@@ -158,6 +158,69 @@ fp_status_t fp_prefill(const fp_plan_t *plan, const fp_tensor_t *q,
   });
 }
 
+size_t fp_plan_varlen_workspace_bytes(const fp_plan_t *plan, int64_t batch,
+                                      int64_t total_q, int64_t max_seqlen_q,
+                                      int64_t max_seqlen_k) {
+  if (!plan)
+    return report(nullPlan()), 0;
+  return bytesOrZero(plan->plan->varlenWorkspaceBytes(
+      batch, total_q, max_seqlen_q, max_seqlen_k));
+}
+
+size_t fp_plan_varlen_select_workspace_bytes(const fp_plan_t *plan,
+                                             int64_t batch, int64_t total_q,
+                                             int64_t max_seqlen_q,
+                                             int64_t max_seqlen_k) {
+  if (!plan)
+    return report(nullPlan()), 0;
+  return bytesOrZero(plan->plan->varlenSelectWorkspaceBytes(
+      batch, total_q, max_seqlen_q, max_seqlen_k));
+}
+
+size_t fp_plan_varlen_mask_bytes(const fp_plan_t *plan, int64_t batch,
+                                 int64_t total_q, int64_t max_seqlen_k) {
+  if (!plan)
+    return report(nullPlan()), 0;
+  return bytesOrZero(
+      plan->plan->varlenMaskBytes(batch, total_q, max_seqlen_k));
+}
+
+fp_status_t fp_select_varlen(const fp_plan_t *plan, const fp_tensor_t *q,
+                             const fp_tensor_t *k, const fp_varlen_t *varlen,
+                             const fp_params_t *params, fp_varlen_mask_t *mask,
+                             void *workspace, size_t workspace_bytes,
+                             void *stream) {
+  return guarded([&] {
+    return plan ? plan->plan->selectVarlen(q, k, varlen, params, mask,
+                                           workspace, workspace_bytes, stream)
+                : nullPlan();
+  });
+}
+
+fp_status_t fp_attend_varlen(const fp_plan_t *plan, const fp_tensor_t *q,
+                             const fp_tensor_t *k, const fp_tensor_t *v,
+                             const fp_varlen_t *varlen,
+                             const fp_varlen_mask_t *mask, fp_tensor_t *out,
+                             const fp_params_t *params, void *stream) {
+  return guarded([&] {
+    return plan ? plan->plan->attendVarlen(q, k, v, varlen, mask, out, params,
+                                           stream)
+                : nullPlan();
+  });
+}
+
+fp_status_t fp_prefill_varlen(const fp_plan_t *plan, const fp_tensor_t *q,
+                              const fp_tensor_t *k, const fp_tensor_t *v,
+                              const fp_varlen_t *varlen, fp_tensor_t *out,
+                              const fp_params_t *params, void *workspace,
+                              size_t workspace_bytes, void *stream) {
+  return guarded([&] {
+    return plan ? plan->plan->prefillVarlen(q, k, v, varlen, out, params,
+                                            workspace, workspace_bytes, stream)
+                : nullPlan();
+  });
+}
+
 const char *fp_last_error(void) { return lastError.c_str(); }
 
 const char *fp_status_name(fp_status_t status) {

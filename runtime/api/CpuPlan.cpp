@@ -43,6 +43,33 @@ ref::Options optionsOf(const fp_plan_spec_t &spec, const fp_params_t &p) {
   return o;
 }
 
+/// The reference's view of a varlen call; the lengths are host memory on
+/// the CPU backend, so they are copied (and validated by the reference).
+/// `v` NULL (select) passes k in its place: only its shape is checked.
+ref::VarlenProblem varlenProblemOf(const fp_tensor_t &q, const fp_tensor_t &k,
+                                   const fp_tensor_t *v,
+                                   const fp_varlen_t &varlen, DType dtype) {
+  ref::VarlenProblem p;
+  p.q = viewOf(q, dtype);
+  p.k = viewOf(k, dtype);
+  p.v = viewOf(v ? *v : k, dtype);
+  const size_t b = size_t(varlen.batch);
+  p.cuSeqlensQ.assign(varlen.cu_seqlens_q, varlen.cu_seqlens_q + b + 1);
+  if (varlen.cu_seqlens_k) {
+    p.cuSeqlensK.assign(varlen.cu_seqlens_k, varlen.cu_seqlens_k + b + 1);
+  } else {
+    p.maxPages = varlen.max_pages;
+    p.pageTable.assign(varlen.page_table,
+                       varlen.page_table + b * size_t(varlen.max_pages));
+    p.kLens.assign(varlen.k_lens, varlen.k_lens + b);
+  }
+  if (varlen.apply_last_n)
+    p.applyLastN.assign(varlen.apply_last_n, varlen.apply_last_n + b);
+  p.maxSeqlenQ = varlen.max_seqlen_q;
+  p.maxSeqlenK = varlen.max_seqlen_k;
+  return p;
+}
+
 class CpuPlan final : public Plan {
 public:
   explicit CpuPlan(const fp_plan_spec_t &spec) : Plan(spec) {
@@ -119,6 +146,66 @@ private:
                           h * out.strides[2]);
     if (params.lse)
       std::copy(result->lse.begin(), result->lse.end(), params.lse);
+    return Status::ok();
+  }
+
+  Status runSelectVarlen(const VarlenShape &shape, const fp_tensor_t &q,
+                         const fp_tensor_t &k, const fp_varlen_t &varlen,
+                         const fp_params_t &params,
+                         const fp_varlen_mask_t &mask, void *,
+                         void *) const override {
+    // The reference validates every length before computing; the caller's
+    // mask is written only after success.
+    auto selected = ref::selectVarlen(
+        varlenProblemOf(q, k, nullptr, varlen, dtype()),
+        optionsOf(spec_, params));
+    if (!selected.isOk())
+      return selected.status();
+    if (selected->numRows != shape.numRows ||
+        selected->maxKeyBlocks != shape.maxKeyBlocks)
+      return Status(StatusCode::kInternal,
+                    "selectVarlen: the reference's mask shape differs from "
+                    "the host's");
+    std::copy(selected->counts.begin(), selected->counts.end(), mask.counts);
+    std::copy(selected->ids.begin(), selected->ids.end(), mask.ids);
+    if (params.kept_counter)
+      *params.kept_counter += selected->keptBlocks();
+    return Status::ok();
+  }
+
+  Status runAttendVarlen(const VarlenShape &shape, const fp_tensor_t &q,
+                         const fp_tensor_t &k, const fp_tensor_t &v,
+                         const fp_varlen_t &varlen,
+                         const fp_varlen_mask_t &mask, const fp_tensor_t &out,
+                         const fp_params_t &params, void *) const override {
+    const ref::VarlenProblem problem =
+        varlenProblemOf(q, k, &v, varlen, dtype());
+    ref::VarlenMask blocks = ref::VarlenMask::empty(
+        0, spec_.num_q_heads, shape.maxKeyBlocks, spec_.block_size);
+    blocks.numRows = shape.numRows;
+    const size_t rows = size_t(shape.numRows) * size_t(spec_.num_q_heads);
+    blocks.counts.assign(mask.counts, mask.counts + rows);
+    blocks.ids.assign(mask.ids, mask.ids + rows * size_t(shape.maxKeyBlocks));
+    // attendVarlen checks the lengths and every mask row of every sequence
+    // before computing: bad ids would read out of bounds.
+    auto result = ref::attendVarlen(problem, blocks, optionsOf(spec_, params));
+    if (!result.isOk())
+      return result.status();
+    // Only the rows of sequences: rows past cu_seqlens_q[b] are the
+    // caller's and stay untouched.
+    const ref::Tensor &o = result->out;
+    auto *dst = static_cast<uint16_t *>(out.data);
+    const int64_t heads = o.heads(), dv = o.dim();
+    const int64_t first = problem.cuSeqlensQ.front();
+    const int64_t last = problem.cuSeqlensQ.back();
+    for (int64_t t = first; t < last; ++t)
+      for (int64_t h = 0; h < heads; ++h) {
+        std::copy_n(o.storage().data() + (t * heads + h) * dv, dv,
+                    dst + t * out.strides[1] + h * out.strides[2]);
+        if (params.lse)
+          params.lse[h * shape.totalQ + t] =
+              result->lse[size_t(h * shape.totalQ + t)];
+      }
     return Status::ok();
   }
 };

@@ -41,6 +41,9 @@ constexpr size_t kParamsV2Size =
     offsetof(fp_params_t, dense_below_tokens) + sizeof(int64_t);
 constexpr size_t kSpecV1Size =
     offsetof(fp_plan_spec_t, max_workspace_bytes) + sizeof(uint64_t);
+/// Version 1 of fp_varlen_t ends with apply_last_n.
+constexpr size_t kVarlenV1Size =
+    offsetof(fp_varlen_t, apply_last_n) + sizeof(const int32_t *);
 
 /// How many bytes of a caller's versioned struct this library reads: the
 /// largest version it knows that fits within the caller's struct_size (a
@@ -91,7 +94,10 @@ Status checkParamValues(const fp_params_t *params) {
       params->max_seqlen_q != 0 || params->max_seqlen_k != 0)
     return unsupported("params.cu_seqlens_q / cu_seqlens_k / max_seqlen_q / "
                        "max_seqlen_k: variable-length batches are not "
-                       "supported yet; expected NULL and 0");
+                       "supported through fp_params_t (describe them with "
+                       "fp_varlen_t and call fp_select_varlen, "
+                       "fp_attend_varlen or fp_prefill_varlen); expected "
+                       "NULL and 0");
   return Status::ok();
 }
 
@@ -206,7 +212,110 @@ StatusOr<fp_plan_spec_t> readPlanSpec(const fp_plan_spec_t &spec) {
   return copy;
 }
 
+/// The caller's fp_varlen_t as this library's struct (see readParams;
+/// fields past the caller's struct_size are zero).
+StatusOr<fp_varlen_t> readVarlen(const fp_varlen_t *varlen) {
+  if (!varlen)
+    return invalidArgument("varlen: expected a pointer to an fp_varlen_t, got "
+                           "NULL");
+  if (varlen->struct_size < kVarlenV1Size)
+    return invalidArgument("varlen.struct_size: expected >= " +
+                           str(kVarlenV1Size) +
+                           " (sizeof(fp_varlen_t)), got " +
+                           str(varlen->struct_size));
+  if (varlen->struct_size > sizeof(fp_varlen_t))
+    return unsupported("varlen.struct_size: " + str(varlen->struct_size) +
+                       " is larger than this library's fp_varlen_t (" +
+                       str(sizeof(fp_varlen_t)) +
+                       "): the caller was built against a newer header");
+  fp_varlen_t copy{};
+  std::memcpy(&copy, varlen,
+              versionedPrefix(varlen->struct_size, {kVarlenV1Size}));
+  return copy;
+}
+
+/// Parameter names of the host sizes: the byte queries name their own
+/// arguments, the calls the struct fields and q's shape.
+struct VarlenSizeNames {
+  const char *batch, *totalQ, *maxSeqlenQ, *maxSeqlenK;
+};
+constexpr VarlenSizeNames kQueryNames = {"batch", "total_q", "max_seqlen_q",
+                                         "max_seqlen_k"};
+constexpr VarlenSizeNames kCallNames = {"varlen.batch", "q.shape[1] (total_q)",
+                                        "varlen.max_seqlen_q",
+                                        "varlen.max_seqlen_k"};
+
+/// The host sizes of a varlen call against the plan. These bounds also keep
+/// the varlen workspace within the plan's (checked) maximum size.
+Status checkVarlenSizes(const fp_plan_spec_t &spec, int64_t batch,
+                        int64_t totalQ, int64_t maxSeqlenQ,
+                        int64_t maxSeqlenK, const VarlenSizeNames &names) {
+  if (batch <= 0 || batch > spec.max_batch)
+    return invalidArgument(std::string(names.batch) + ": expected 1.." +
+                           str(spec.max_batch) +
+                           " (the plan's max_batch), got " + str(batch));
+  const int64_t maxTokens = spec.max_batch * spec.max_seq_len;
+  if (totalQ <= 0 || totalQ > maxTokens)
+    return invalidArgument(std::string(names.totalQ) + ": expected 1.." +
+                           str(maxTokens) +
+                           " (the plan's max_batch * max_seq_len), got " +
+                           str(totalQ));
+  if (maxSeqlenK <= 0 || maxSeqlenK > spec.max_seq_len)
+    return invalidArgument(std::string(names.maxSeqlenK) + ": expected 1.." +
+                           str(spec.max_seq_len) +
+                           " (the plan's max_seq_len), got " +
+                           str(maxSeqlenK));
+  if (maxSeqlenQ <= 0 || maxSeqlenQ > maxSeqlenK)
+    return invalidArgument(std::string(names.maxSeqlenQ) + ": expected 1.." +
+                           str(maxSeqlenK) + " (" + names.maxSeqlenK +
+                           ": a sequence has at least as many keys as "
+                           "queries), got " +
+                           str(maxSeqlenQ));
+  return Status::ok();
+}
+
+/// The fields of a read fp_varlen_t that the host can check: sizes against
+/// the plan, and which pointers are given (the lengths are not read here).
+Status checkVarlenFields(const fp_varlen_t &varlen,
+                         const fp_plan_spec_t &spec) {
+  // total_q comes from q; 1 stands in for it here.
+  FP_RETURN_IF_ERROR(checkVarlenSizes(spec, varlen.batch, 1,
+                                      varlen.max_seqlen_q, varlen.max_seqlen_k,
+                                      kCallNames));
+  if (!varlen.cu_seqlens_q)
+    return invalidArgument("varlen.cu_seqlens_q: expected a pointer to "
+                           "batch + 1 offsets, got NULL");
+  if (varlen.cu_seqlens_k) {
+    if (varlen.page_table || varlen.k_lens)
+      return invalidArgument(
+          "varlen.cu_seqlens_k, varlen.page_table: expected packed K/V "
+          "(cu_seqlens_k) or paged K/V (page_table and k_lens), not both");
+    return Status::ok();
+  }
+  if (!varlen.page_table || !varlen.k_lens)
+    return invalidArgument(
+        "varlen.cu_seqlens_k, varlen.page_table, varlen.k_lens: expected "
+        "cu_seqlens_k (packed K/V) or page_table and k_lens (paged K/V), "
+        "got " +
+        std::string(varlen.page_table ? "page_table without k_lens"
+                    : varlen.k_lens   ? "k_lens without page_table"
+                                      : "none of them"));
+  if (varlen.max_pages <= 0 || varlen.max_pages > INT32_MAX)
+    return invalidArgument("varlen.max_pages: expected 1..2147483647 (the "
+                           "columns of page_table), got " +
+                           str(varlen.max_pages));
+  return Status::ok();
+}
+
 } // namespace
+
+Status validateVarlenFields(const fp_varlen_t *varlen,
+                            const fp_plan_spec_t &spec) {
+  StatusOr<fp_varlen_t> read = readVarlen(varlen);
+  if (!read.isOk())
+    return read.status();
+  return checkVarlenFields(*read, spec);
+}
 
 Status validateParams(const fp_params_t *params) {
   StatusOr<fp_params_t> read = readParams(params);
@@ -352,7 +461,8 @@ StatusOr<Plan::Problem> Plan::validateTokens(const fp_tensor_t *q,
     return unsupported("k.shape[1] (s_k): s_q != s_k is not supported yet; "
                        "expected " +
                        str(seqLen) + " (= q.shape[1]), got " +
-                       str(k->shape[1]));
+                       str(k->shape[1]) +
+                       " (a chunk after a cached prefix: fp_prefill_varlen)");
   FP_RETURN_IF_ERROR(
       validateTensor(k, "k", batch, seqLen, spec_.num_kv_heads, "heads"));
   if (v)
@@ -388,11 +498,16 @@ Status Plan::validateMask(const fp_mask_t *mask, const Problem &problem) const {
 
 Status Plan::validateWorkspace(const void *workspace, size_t bytes,
                                size_t required, const Problem &problem) const {
+  return checkWorkspace(workspace, bytes, required,
+                        "batch " + str(problem.batch) + " and seq_len " +
+                            str(problem.seqLen));
+}
+
+Status Plan::checkWorkspace(const void *workspace, size_t bytes,
+                            size_t required, const std::string &forWhat) const {
   if (bytes < required)
     return invalidArgument("workspace_bytes: expected >= " + str(required) +
-                           " for batch " + str(problem.batch) +
-                           " and seq_len " + str(problem.seqLen) + ", got " +
-                           str(bytes));
+                           " for " + forWhat + ", got " + str(bytes));
   if (!workspace)
     return invalidArgument("workspace: expected a pointer, got NULL");
   if (onDevice() && reinterpret_cast<uintptr_t>(workspace) % 256 != 0)
@@ -476,6 +591,243 @@ Status Plan::prefill(const fp_tensor_t *q, const fp_tensor_t *k,
   FP_RETURN_IF_ERROR(
       runSelect(*problem, *q, *k, effective, mask, workspace, stream));
   return runAttend(*problem, *q, *k, *v, mask, *out, effective, stream);
+}
+
+//===----------------------------------------------------------------------===//
+// Engine shapes
+//===----------------------------------------------------------------------===//
+
+Plan::WorkspaceLayout Plan::varlenLayout(int64_t batch, int64_t totalQ,
+                                         int64_t maxSeqlenK) const {
+  const int64_t numRows = totalQ / spec_.block_size + batch;
+  const int64_t maxKeyBlocks = ceilDiv(maxSeqlenK, spec_.block_size);
+  const size_t pooledRow = size_t(spec_.head_dim) * 2;
+  WorkspaceLayout l;
+  l.kbar = 0;
+  l.qbar = alignUp(size_t(batch) * spec_.num_kv_heads * size_t(maxKeyBlocks) *
+                   pooledRow);
+  const size_t qbarBytes =
+      spec_.pooled_queries
+          ? size_t(numRows) * spec_.num_q_heads * pooledRow
+          : 0;
+  l.selectBytes = l.qbar + alignUp(qbarBytes);
+  l.counts = l.selectBytes;
+  const size_t rows = size_t(numRows) * spec_.num_q_heads;
+  l.ids = l.counts + alignUp(rows * sizeof(int32_t));
+  l.totalBytes =
+      l.ids + alignUp(rows * size_t(maxKeyBlocks) * sizeof(int32_t));
+  return l;
+}
+
+StatusOr<size_t> Plan::varlenWorkspaceBytes(int64_t batch, int64_t totalQ,
+                                            int64_t maxSeqlenQ,
+                                            int64_t maxSeqlenK) const {
+  FP_RETURN_IF_ERROR(checkVarlenSizes(spec_, batch, totalQ, maxSeqlenQ,
+                                      maxSeqlenK, kQueryNames));
+  return varlenLayout(batch, totalQ, maxSeqlenK).totalBytes;
+}
+
+StatusOr<size_t> Plan::varlenSelectWorkspaceBytes(int64_t batch,
+                                                  int64_t totalQ,
+                                                  int64_t maxSeqlenQ,
+                                                  int64_t maxSeqlenK) const {
+  FP_RETURN_IF_ERROR(checkVarlenSizes(spec_, batch, totalQ, maxSeqlenQ,
+                                      maxSeqlenK, kQueryNames));
+  return varlenLayout(batch, totalQ, maxSeqlenK).selectBytes;
+}
+
+StatusOr<size_t> Plan::varlenMaskBytes(int64_t batch, int64_t totalQ,
+                                       int64_t maxSeqlenK) const {
+  // The mask does not depend on max_seqlen_q: max_seqlen_k stands in.
+  FP_RETURN_IF_ERROR(checkVarlenSizes(spec_, batch, totalQ, maxSeqlenK,
+                                      maxSeqlenK, kQueryNames));
+  WorkspaceLayout l = varlenLayout(batch, totalQ, maxSeqlenK);
+  return l.totalBytes - l.counts;
+}
+
+StatusOr<Plan::VarlenShape>
+Plan::validateVarlenCall(const fp_tensor_t *q, const fp_tensor_t *k,
+                         const fp_tensor_t *v, const fp_tensor_t *out,
+                         const fp_varlen_t *varlen, fp_varlen_t *read) const {
+  if (!q)
+    return invalidArgument("q: expected a tensor, got NULL");
+  StatusOr<fp_varlen_t> readOrError = readVarlen(varlen);
+  if (!readOrError.isOk())
+    return readOrError.status();
+  *read = *readOrError;
+  FP_RETURN_IF_ERROR(checkVarlenFields(*read, spec_));
+  const int64_t totalQ = q->shape[1];
+  FP_RETURN_IF_ERROR(checkVarlenSizes(spec_, read->batch, totalQ,
+                                      read->max_seqlen_q, read->max_seqlen_k,
+                                      kCallNames));
+  FP_RETURN_IF_ERROR(
+      validateTensor(q, "q", 1, totalQ, spec_.num_q_heads, "heads"));
+  if (!k)
+    return invalidArgument("k: expected a tensor, got NULL");
+  const bool paged = read->cu_seqlens_k == nullptr;
+  if (paged) {
+    const int64_t numPages = k->shape[0], pageSize = k->shape[1];
+    if (numPages <= 0 || numPages > INT32_MAX)
+      return invalidArgument("k.shape[0] (num_pages): expected 1..2147483647, "
+                             "got " +
+                             str(numPages));
+    if (pageSize < 1 || pageSize > 256 || (pageSize & (pageSize - 1)) != 0)
+      return invalidArgument("k.shape[1] (page_size): expected a power of two "
+                             "in [1, 256], got " +
+                             str(pageSize));
+  } else {
+    if (k->shape[1] <= 0 || k->shape[1] > INT32_MAX)
+      return invalidArgument("k.shape[1] (total_k): expected 1..2147483647 "
+                             "(cu_seqlens_k are int32), got " +
+                             str(k->shape[1]));
+    if (k->shape[0] != 1)
+      return invalidArgument("k.shape[0]: expected 1 (packed K/V is [1, "
+                             "total_k, h_kv, d]), got " +
+                             str(k->shape[0]));
+  }
+  FP_RETURN_IF_ERROR(validateTensor(k, "k", k->shape[0], k->shape[1],
+                                    spec_.num_kv_heads, "heads"));
+  if (v)
+    FP_RETURN_IF_ERROR(validateTensor(v, "v", k->shape[0], k->shape[1],
+                                      spec_.num_kv_heads, "heads"));
+  if (out)
+    FP_RETURN_IF_ERROR(
+        validateTensor(out, "out", 1, totalQ, spec_.num_q_heads, "heads"));
+  return VarlenShape{read->batch,
+                     totalQ,
+                     read->max_seqlen_q,
+                     read->max_seqlen_k,
+                     totalQ / spec_.block_size + read->batch,
+                     ceilDiv(read->max_seqlen_k, spec_.block_size),
+                     paged};
+}
+
+Status Plan::validateVarlenMask(const fp_varlen_mask_t *mask,
+                                const VarlenShape &shape) const {
+  if (!mask)
+    return invalidArgument("mask: expected an fp_varlen_mask_t, got NULL");
+  if (!mask->counts || !mask->ids)
+    return invalidArgument("mask.counts, mask.ids: expected pointers, got " +
+                           std::string(mask->counts ? "" : "counts NULL ") +
+                           std::string(mask->ids ? "" : "ids NULL"));
+  if (mask->num_rows != shape.numRows)
+    return invalidArgument(
+        "mask.num_rows: expected " + str(shape.numRows) + " (floor(total_q / " +
+        "block_size) + batch = floor(" + str(shape.totalQ) + " / " +
+        str(spec_.block_size) + ") + " + str(shape.batch) + "), got " +
+        str(mask->num_rows));
+  if (mask->heads != spec_.num_q_heads)
+    return invalidArgument("mask.heads: expected " + str(spec_.num_q_heads) +
+                           " (the plan's num_q_heads), got " +
+                           str(mask->heads));
+  if (mask->max_key_blocks != shape.maxKeyBlocks)
+    return invalidArgument("mask.max_key_blocks: expected " +
+                           str(shape.maxKeyBlocks) + " (ceil(max_seqlen_k / " +
+                           "block_size) = ceil(" + str(shape.maxSeqlenK) +
+                           " / " + str(spec_.block_size) + ")), got " +
+                           str(mask->max_key_blocks));
+  return Status::ok();
+}
+
+/// "batch 3, total_q 700 and max_seqlen_k 512", for workspace messages.
+static std::string varlenSizesText(int64_t batch, int64_t totalQ,
+                                   int64_t maxSeqlenK) {
+  return "batch " + str(batch) + ", total_q " + str(totalQ) +
+         " and max_seqlen_k " + str(maxSeqlenK);
+}
+
+Status Plan::selectVarlen(const fp_tensor_t *q, const fp_tensor_t *k,
+                          const fp_varlen_t *varlen, const fp_params_t *params,
+                          const fp_varlen_mask_t *mask, void *workspace,
+                          size_t workspaceBytes, void *stream) const {
+  fp_varlen_t read;
+  auto shape = validateVarlenCall(q, k, nullptr, nullptr, varlen, &read);
+  if (!shape.isOk())
+    return shape.status();
+  StatusOr<fp_params_t> readParamsOrError = readParams(params);
+  if (!readParamsOrError.isOk())
+    return readParamsOrError.status();
+  FP_RETURN_IF_ERROR(validateVarlenMask(mask, *shape));
+  WorkspaceLayout l = varlenLayout(shape->batch, shape->totalQ,
+                                   shape->maxSeqlenK);
+  FP_RETURN_IF_ERROR(checkWorkspace(workspace, workspaceBytes, l.selectBytes,
+                                    varlenSizesText(shape->batch, shape->totalQ, shape->maxSeqlenK)));
+  return runSelectVarlen(*shape, *q, *k, read, *readParamsOrError, *mask,
+                         workspace, stream);
+}
+
+Status Plan::attendVarlen(const fp_tensor_t *q, const fp_tensor_t *k,
+                          const fp_tensor_t *v, const fp_varlen_t *varlen,
+                          const fp_varlen_mask_t *mask, const fp_tensor_t *out,
+                          const fp_params_t *params, void *stream) const {
+  if (!out)
+    return invalidArgument("out: expected a tensor, got NULL");
+  if (!v)
+    return invalidArgument("v: expected a tensor, got NULL");
+  fp_varlen_t read;
+  auto shape = validateVarlenCall(q, k, v, out, varlen, &read);
+  if (!shape.isOk())
+    return shape.status();
+  StatusOr<fp_params_t> readParamsOrError = readParams(params);
+  if (!readParamsOrError.isOk())
+    return readParamsOrError.status();
+  FP_RETURN_IF_ERROR(validateVarlenMask(mask, *shape));
+  return runAttendVarlen(*shape, *q, *k, *v, read, *mask, *out,
+                         *readParamsOrError, stream);
+}
+
+Status Plan::prefillVarlen(const fp_tensor_t *q, const fp_tensor_t *k,
+                           const fp_tensor_t *v, const fp_varlen_t *varlen,
+                           const fp_tensor_t *out, const fp_params_t *params,
+                           void *workspace, size_t workspaceBytes,
+                           void *stream) const {
+  if (!out)
+    return invalidArgument("out: expected a tensor, got NULL");
+  if (!v)
+    return invalidArgument("v: expected a tensor, got NULL");
+  fp_varlen_t read;
+  auto shape = validateVarlenCall(q, k, v, out, varlen, &read);
+  if (!shape.isOk())
+    return shape.status();
+  StatusOr<fp_params_t> readParamsOrError = readParams(params);
+  if (!readParamsOrError.isOk())
+    return readParamsOrError.status();
+  fp_params_t effective = *readParamsOrError;
+  WorkspaceLayout l = varlenLayout(shape->batch, shape->totalQ,
+                                   shape->maxSeqlenK);
+  FP_RETURN_IF_ERROR(checkWorkspace(workspace, workspaceBytes, l.totalBytes,
+                                    varlenSizesText(shape->batch, shape->totalQ, shape->maxSeqlenK)));
+  char *base = static_cast<char *>(workspace);
+  fp_varlen_mask_t mask{reinterpret_cast<int32_t *>(base + l.counts),
+                        reinterpret_cast<int32_t *>(base + l.ids),
+                        shape->numRows, spec_.num_q_heads, shape->maxKeyBlocks};
+  // Short prompts (see prefill()): decided on the host from max_seqlen_k,
+  // never from the device-side lengths.
+  const int64_t denseBelow =
+      effective.dense_below_tokens != FP_DENSE_BELOW_AUTO
+          ? effective.dense_below_tokens
+          : info_.denseBelowTokens;
+  if (shape->maxSeqlenK < denseBelow)
+    effective.alpha = 0.0f;
+  FP_RETURN_IF_ERROR(runSelectVarlen(*shape, *q, *k, read, effective, mask,
+                                     workspace, stream));
+  return runAttendVarlen(*shape, *q, *k, *v, read, mask, *out, effective,
+                         stream);
+}
+
+Status Plan::runSelectVarlen(const VarlenShape &, const fp_tensor_t &,
+                             const fp_tensor_t &, const fp_varlen_t &,
+                             const fp_params_t &, const fp_varlen_mask_t &,
+                             void *, void *) const {
+  return unsupported("varlen calls on the GPU: not implemented yet");
+}
+
+Status Plan::runAttendVarlen(const VarlenShape &, const fp_tensor_t &,
+                             const fp_tensor_t &, const fp_tensor_t &,
+                             const fp_varlen_t &, const fp_varlen_mask_t &,
+                             const fp_tensor_t &, const fp_params_t &,
+                             void *) const {
+  return unsupported("varlen calls on the GPU: not implemented yet");
 }
 
 } // namespace fp

@@ -12,6 +12,8 @@
 #include "flashprefill/reference.h"
 #include "flashprefill/structured_inputs.h"
 
+#include "GuardedPage.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -361,39 +363,6 @@ TEST_F(ApiTest, VersionOneParamsGetTheCostModel) {
   EXPECT_EQ(outData, reference->attention.out.storage());
 }
 
-/// A readable page followed by an inaccessible one: a struct placed at the
-/// end of the first page faults on any read past its size.
-class GuardedPage {
-public:
-  GuardedPage() {
-    pageSize_ = size_t(sysconf(_SC_PAGESIZE));
-    void *pages = mmap(nullptr, 2 * pageSize_, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (pages == MAP_FAILED)
-      return;
-    base_ = static_cast<char *>(pages);
-    if (mprotect(base_ + pageSize_, pageSize_, PROT_NONE) != 0) {
-      munmap(base_, 2 * pageSize_);
-      base_ = nullptr;
-    }
-  }
-  ~GuardedPage() {
-    if (base_)
-      munmap(base_, 2 * pageSize_);
-  }
-  bool ok() const { return base_ != nullptr; }
-  /// A copy of the first `bytes` of `value` ending exactly at the guard.
-  template <typename T> const T *placeAtEnd(const T &value, size_t bytes) {
-    char *at = base_ + pageSize_ - bytes;
-    std::memcpy(at, &value, bytes);
-    return reinterpret_cast<const T *>(at);
-  }
-
-private:
-  size_t pageSize_ = 0;
-  char *base_ = nullptr;
-};
-
 // A version-1 params struct (88 bytes) ending at a page boundary: every
 // entry point reads it only up to its struct_size (it used to copy the
 // whole current struct, 8 bytes past the caller's: SIGSEGV here) and
@@ -600,7 +569,8 @@ TEST_F(ApiTest, BadParamsAreNamed) {
   int32_t cu[3] = {0, 100, 300};
   params.cu_seqlens_q = cu;
   expectRejected(prefill(), FP_ERROR_UNSUPPORTED,
-                 "variable-length batches are not supported yet");
+                 "variable-length batches are not supported through "
+                 "fp_params_t");
 }
 
 // A workspace smaller than fp_plan_workspace_bytes is rejected.

@@ -78,6 +78,36 @@ public:
                  const fp_params_t *params, void *workspace,
                  size_t workspaceBytes, void *stream) const;
 
+  // Engine shapes (flashprefill.h, docs/varlen.md): packed or paged K/V
+  // after a cached prefix, the compact mask, LSE [h_q, total_q].
+
+  /// Workspace of prefillVarlen(): pooled keys (and queries) plus the
+  /// compact mask, for these host-side sizes.
+  StatusOr<size_t> varlenWorkspaceBytes(int64_t batch, int64_t totalQ,
+                                        int64_t maxSeqlenQ,
+                                        int64_t maxSeqlenK) const;
+  /// Workspace of selectVarlen(): pooled keys (and queries).
+  StatusOr<size_t> varlenSelectWorkspaceBytes(int64_t batch, int64_t totalQ,
+                                              int64_t maxSeqlenQ,
+                                              int64_t maxSeqlenK) const;
+  /// Bytes of a compact mask (counts + ids).
+  StatusOr<size_t> varlenMaskBytes(int64_t batch, int64_t totalQ,
+                                   int64_t maxSeqlenK) const;
+
+  Status selectVarlen(const fp_tensor_t *q, const fp_tensor_t *k,
+                      const fp_varlen_t *varlen, const fp_params_t *params,
+                      const fp_varlen_mask_t *mask, void *workspace,
+                      size_t workspaceBytes, void *stream) const;
+  Status attendVarlen(const fp_tensor_t *q, const fp_tensor_t *k,
+                      const fp_tensor_t *v, const fp_varlen_t *varlen,
+                      const fp_varlen_mask_t *mask, const fp_tensor_t *out,
+                      const fp_params_t *params, void *stream) const;
+  Status prefillVarlen(const fp_tensor_t *q, const fp_tensor_t *k,
+                       const fp_tensor_t *v, const fp_varlen_t *varlen,
+                       const fp_tensor_t *out, const fp_params_t *params,
+                       void *workspace, size_t workspaceBytes,
+                       void *stream) const;
+
 protected:
   /// A validated problem: shapes agree with the plan and each other.
   struct Problem {
@@ -102,6 +132,38 @@ protected:
   /// Whether tensors are device memory (alignment rules apply).
   virtual bool onDevice() const = 0;
 
+  /// A validated varlen call: the host-side sizes (the lengths themselves
+  /// live with the data and are the backend's to read).
+  struct VarlenShape {
+    int64_t batch, totalQ, maxSeqlenQ, maxSeqlenK;
+    int64_t numRows;      ///< floor(total_q / B) + batch
+    int64_t maxKeyBlocks; ///< ceil(max_seqlen_k / B)
+    bool paged;           ///< K/V [num_pages, page_size, h_kv, d]
+  };
+  /// The varlen workspace (256-byte aligned regions): pooled keys
+  /// [batch, h_kv, maxKeyBlocks, d], pooled queries [numRows, h_q, d] (pooled
+  /// queries only), then the mask's counts and ids.
+  WorkspaceLayout varlenLayout(int64_t batch, int64_t totalQ,
+                               int64_t maxSeqlenK) const;
+  /// The varlen backend, called after every host-visible argument was
+  /// validated (`varlen` is this library's struct: fields past the caller's
+  /// struct_size zero). A backend that has no varlen path keeps these
+  /// defaults, which return FP_ERROR_UNSUPPORTED.
+  virtual Status runSelectVarlen(const VarlenShape &shape,
+                                 const fp_tensor_t &q, const fp_tensor_t &k,
+                                 const fp_varlen_t &varlen,
+                                 const fp_params_t &params,
+                                 const fp_varlen_mask_t &mask,
+                                 void *workspace, void *stream) const;
+  virtual Status runAttendVarlen(const VarlenShape &shape,
+                                 const fp_tensor_t &q, const fp_tensor_t &k,
+                                 const fp_tensor_t &v,
+                                 const fp_varlen_t &varlen,
+                                 const fp_varlen_mask_t &mask,
+                                 const fp_tensor_t &out,
+                                 const fp_params_t &params,
+                                 void *stream) const;
+
   fp_plan_spec_t spec_;
   PlanInfo info_;
 
@@ -124,10 +186,28 @@ private:
   Status validateMask(const fp_mask_t *mask, const Problem &problem) const;
   Status validateWorkspace(const void *workspace, size_t bytes, size_t required,
                            const Problem &problem) const;
+  Status checkWorkspace(const void *workspace, size_t bytes, size_t required,
+                        const std::string &forWhat) const;
+  /// Everything the host can see of a varlen call: `read` receives the
+  /// caller's fp_varlen_t (read up to its struct_size), tensors are checked
+  /// against it and the plan; v and out may be NULL (select).
+  StatusOr<VarlenShape> validateVarlenCall(const fp_tensor_t *q,
+                                           const fp_tensor_t *k,
+                                           const fp_tensor_t *v,
+                                           const fp_tensor_t *out,
+                                           const fp_varlen_t *varlen,
+                                           fp_varlen_t *read) const;
+  Status validateVarlenMask(const fp_varlen_mask_t *mask,
+                            const VarlenShape &shape) const;
 };
 
 /// Checks a params struct (struct_size, ranges, reserved fields).
 Status validateParams(const fp_params_t *params);
+/// Checks an fp_varlen_t's host-side fields (struct_size, batch and maxima
+/// against `spec`, which pointers are given); the lengths it points to are
+/// not read.
+Status validateVarlenFields(const fp_varlen_t *varlen,
+                            const fp_plan_spec_t &spec);
 /// Checks a plan spec; `onDevice` adds the GPU codegen limits.
 Status validatePlanSpec(const fp_plan_spec_t &spec);
 
