@@ -182,9 +182,12 @@ fp_status_t fp_prefill(const fp_plan_t *plan, const fp_tensor_t *q,
 typedef struct fp_varlen {
   size_t struct_size;          /* sizeof(fp_varlen_t) */
   int64_t batch;               /* b >= 1, <= plan max_batch */
-  int64_t max_seqlen_q;        /* >= every q_len_i, >= 1 */
+  int64_t max_seqlen_q;        /* >= every q_len_i, in [1, max_seqlen_k] */
   int64_t max_seqlen_k;        /* >= every k_len_i, <= plan max_seq_len */
-  const int32_t *cu_seqlens_q; /* [b+1] non-decreasing, [0] = 0, [b] <= total_q */
+  /* [b+1] non-decreasing, [0] = 0, [b] <= total_q; total_q (q.shape[1]) is
+   * in [1, plan max_batch * max_seq_len]. Rows [cu_seqlens_q[b], total_q)
+   * belong to no sequence: their output and LSE are left untouched. */
+  const int32_t *cu_seqlens_q;
   /* Packed K/V: cu_seqlens_k [b+1] (non-decreasing, [0] = 0, [b] <= total_k);
    * NULL when paged. */
   const int32_t *cu_seqlens_k;
@@ -193,7 +196,8 @@ typedef struct fp_varlen {
    * page_table[i * max_pages + t / page_size], slot t % page_size.
    * k_lens [b]: k_len_i, with ceil(k_len_i / page_size) <= max_pages. */
   const int32_t *page_table;
-  int64_t max_pages; /* columns of page_table, >= 1 */
+  int64_t max_pages; /* columns of page_table, >= 1; entries past a
+                        sequence's ceil(k_len_i / page_size) are not read */
   const int32_t *k_lens;
   /* Optional [b]: nonzero = last_n applies to sequence i (a prompt's final
    * chunk); NULL = last_n applies to every sequence. */
@@ -206,7 +210,8 @@ typedef struct fp_varlen {
  *   counts [num_rows, h_q]                  kept blocks of (row, head)
  *   ids    [num_rows, h_q, max_key_blocks]  ascending ABSOLUTE key-block ids
  *           in [0, J_i(I)], J_i(I) = (p_i + last local row of I) / B;
- *           entries past the count are unspecified
+ *           entries past the count are unspecified (the CPU backend
+ *           writes -1, and count 0 in rows of no query block)
  * max_key_blocks = ceil(max_seqlen_k / B). Rows that belong to no query block
  * are unspecified. Kept block j of (i, I) needs token-level masking iff its
  * last key min((j+1)B, k_len_i) - 1 > p_i + I*B. */
