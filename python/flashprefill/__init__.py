@@ -15,8 +15,12 @@ A ctypes binding of ``libflashprefill.so`` (no compiled extension)::
 * :func:`prefill` on torch tensors is the custom op ``flashprefill::prefill``
   (``flashprefill::prefill_out`` when ``out`` is given) with a fake
   implementation: ``torch.compile`` traces it without a graph break.
+* :func:`prefill_varlen` takes the engine shapes: packed variable-length
+  batches ``[total_q, h_q, d]`` with ``cu_seqlens_q``, after a cached prefix,
+  over packed or paged K/V (``flashprefill::prefill_varlen`` on torch).
 * :func:`plan` gives engines a :class:`Plan` with ``select`` / ``attend`` /
-  ``prefill`` and explicit workspaces (CUDA-graph capturable).
+  ``prefill`` (and their ``*_varlen`` forms) and explicit workspaces
+  (CUDA-graph capturable).
 * Errors are :class:`FlashPrefillError` (a ``RuntimeError``) whose message
   names the argument and the expected value.
 
@@ -33,8 +37,8 @@ from . import _eager
 from ._arrays import is_torch as _is_torch
 from ._bf16 import from_bf16, to_bf16
 from ._capi import FlashPrefillError, LibraryNotFoundError, library_path
-from ._eager import mask, workspace_size
-from ._mask import Mask
+from ._eager import mask, mask_varlen, workspace_size, workspace_size_varlen
+from ._mask import Mask, VarlenMask
 from ._params import defaults
 from ._plan import Plan, clear_plan_cache, plan
 
@@ -45,16 +49,20 @@ __all__ = [
     "LibraryNotFoundError",
     "Mask",
     "Plan",
+    "VarlenMask",
     "clear_plan_cache",
     "defaults",
     "from_bf16",
     "library_path",
     "mask",
+    "mask_varlen",
     "plan",
     "prefill",
+    "prefill_varlen",
     "register_torch_ops",
     "to_bf16",
     "workspace_size",
+    "workspace_size_varlen",
 ]
 
 # The torch integration (set by register_torch_ops).
@@ -145,3 +153,71 @@ def prefill(q, k, v, *, alpha=None, sink=None, window=None, last_n=None, min_bud
                                 block_size=block_size, scale=scale,
                                 pooled_queries=pooled_queries, return_lse=return_lse, out=out,
                                 workspace=workspace, layout=layout, dtype=dtype)
+
+
+def prefill_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k=None, *, k_lens=None, page_table=None,
+                   max_seqlen_q=None, max_seqlen_k=None, alpha=None, sink=None, window=None,
+                   last_n=None, min_budget=None, threshold=None, block_size=None, scale=None,
+                   return_lse=False, out=None, workspace=None, apply_last_n=None, dtype=None):
+    """Block-sparse causal attention over a packed batch of variable-length
+    sequences, each after a cached prefix (chunked prefill, prefix caching,
+    continuous batching; docs/semantics.md section 2).
+
+    Sequence i brings ``q_len_i = cu_seqlens_q[i+1] - cu_seqlens_q[i]`` new
+    queries, the LAST q_len_i of its ``k_len_i >= q_len_i`` positions: the
+    first ``k_len_i - q_len_i`` keys are its cached prefix and the causal
+    diagonal is aligned bottom-right.
+
+    Args:
+        q: ``[total_q, h_q, d]``, bf16 or fp16, the sequences' rows packed.
+        k, v: packed ``[total_k, h_kv, d]`` with `cu_seqlens_k`, or paged
+            ``[num_pages, page_size, h_kv, d]`` (page_size a power of two in
+            [1, 256]) with `page_table` and `k_lens`.
+        cu_seqlens_q: int32 ``[b+1]`` row offsets into q (``[0] == 0``,
+            non-decreasing, ``[b] <= total_q``; rows past ``[b]`` are left
+            unspecified in `out`).
+        cu_seqlens_k: int32 ``[b+1]`` offsets into packed k / v.
+        k_lens: int32 ``[b]``: key lengths of paged K/V.
+        page_table: int32 ``[b, max_pages]``, contiguous: sequence i's key t
+            is in page ``page_table[i, t // page_size]``, slot
+            ``t % page_size`` (only the pages below ``k_len_i`` are read).
+        max_seqlen_q, max_seqlen_k: host-side maxima that size the plan, the
+            grid and the workspace. None: computed from the lengths, which on
+            the GPU copies them to the host and waits; engines and CUDA-graph
+            captures must pass both (then nothing is read or waited for).
+        apply_last_n: optional int32 ``[b]``; nonzero turns `last_n` on for
+            sequence i (engines: a prompt's final chunk only). None: on for
+            every sequence.
+        alpha, sink, window, last_n, min_budget, threshold, block_size,
+        scale: as :func:`prefill`.
+        return_lse: also return the log-sum-exp, fp32 ``[h_q, total_q]``
+            (FlashAttention's varlen layout).
+        out: write the output here (q's shape and dtype).
+        workspace: a byte buffer of :func:`workspace_size_varlen` bytes on
+            q's device (with `out` and both maxima given: no allocation).
+        dtype: for numpy uint16 arrays holding bit patterns.
+
+    Every array lives where q lives: torch CUDA tensors run the kernels on
+    the current stream, numpy arrays and torch CPU tensors the CPU reference.
+
+    Returns:
+        ``out``, or ``(out, lse)`` with `return_lse`.
+    """
+    if _ops is None and _is_torch(q):
+        register_torch_ops()
+    if _torch is not None and isinstance(q, _torch.Tensor):
+        return _ops.prefill_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, k_lens=k_lens,
+                                   page_table=page_table, max_seqlen_q=max_seqlen_q,
+                                   max_seqlen_k=max_seqlen_k, apply_last_n=apply_last_n,
+                                   alpha=alpha, sink=sink, window=window, last_n=last_n,
+                                   min_budget=min_budget, threshold=threshold,
+                                   block_size=block_size, scale=scale, return_lse=return_lse,
+                                   out=out, workspace=workspace)
+    return _eager.prefill_varlen_eager(q, k, v, cu_seqlens_q, cu_seqlens_k, k_lens=k_lens,
+                                       page_table=page_table, max_seqlen_q=max_seqlen_q,
+                                       max_seqlen_k=max_seqlen_k, apply_last_n=apply_last_n,
+                                       alpha=alpha, sink=sink, window=window, last_n=last_n,
+                                       min_budget=min_budget, threshold=threshold,
+                                       block_size=block_size, scale=scale,
+                                       return_lse=return_lse, out=out, workspace=workspace,
+                                       dtype=dtype)

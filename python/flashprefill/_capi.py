@@ -28,6 +28,8 @@ __all__ = [
     "Params",
     "Tensor",
     "MaskStruct",
+    "Varlen",
+    "VarlenMaskStruct",
     "lib",
     "library_path",
     "check",
@@ -84,7 +86,7 @@ class LibraryNotFoundError(FlashPrefillError):
 
 
 # ---------------------------------------------------------------------------
-# Structures (flashprefill.h, version 1)
+# Structures (flashprefill.h)
 # ---------------------------------------------------------------------------
 
 
@@ -153,6 +155,42 @@ class MaskStruct(ctypes.Structure):
     ]
 
 
+class Varlen(ctypes.Structure):
+    """``fp_varlen_t``: the sequences of a variable-length call (engine
+    shapes): query offsets, packed key offsets or a page table with key
+    lengths, per-sequence ``last_n``, and the host-side maxima."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("batch", ctypes.c_int64),
+        ("max_seqlen_q", ctypes.c_int64),
+        ("max_seqlen_k", ctypes.c_int64),
+        ("cu_seqlens_q", ctypes.c_void_p),
+        ("cu_seqlens_k", ctypes.c_void_p),
+        ("page_table", ctypes.c_void_p),
+        ("max_pages", ctypes.c_int64),
+        ("k_lens", ctypes.c_void_p),
+        ("apply_last_n", ctypes.c_void_p),
+    ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.struct_size = ctypes.sizeof(Varlen)
+
+
+class VarlenMaskStruct(ctypes.Structure):
+    """``fp_varlen_mask_t``: counts ``[num_rows, h_q]`` and ids
+    ``[num_rows, h_q, max_key_blocks]``."""
+
+    _fields_ = [
+        ("counts", ctypes.c_void_p),
+        ("ids", ctypes.c_void_p),
+        ("num_rows", ctypes.c_int64),
+        ("heads", ctypes.c_int64),
+        ("max_key_blocks", ctypes.c_int64),
+    ]
+
+
 class _Plan(ctypes.Structure):
     """The opaque ``fp_plan_t``."""
 
@@ -198,6 +236,7 @@ def _declare(cdll: ctypes.CDLL) -> None:
     otherwise truncate pointers and size_t results to int)."""
     spec_p, params_p = ctypes.POINTER(PlanSpec), ctypes.POINTER(Params)
     tensor_p, mask_p = ctypes.POINTER(Tensor), ctypes.POINTER(MaskStruct)
+    varlen_p, vmask_p = ctypes.POINTER(Varlen), ctypes.POINTER(VarlenMaskStruct)
     vp, sz, i64, status = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int64, ctypes.c_int
     signatures = {
         "fp_plan_spec_init": (None, [ctypes.c_void_p]),
@@ -211,6 +250,15 @@ def _declare(cdll: ctypes.CDLL) -> None:
         "fp_select": (status, [PlanHandle, tensor_p, tensor_p, params_p, mask_p, vp, sz, vp]),
         "fp_attend": (status, [PlanHandle, tensor_p, tensor_p, tensor_p, mask_p, tensor_p, params_p, vp]),
         "fp_prefill": (status, [PlanHandle, tensor_p, tensor_p, tensor_p, tensor_p, params_p, vp, sz, vp]),
+        "fp_plan_varlen_workspace_bytes": (sz, [PlanHandle, i64, i64, i64, i64]),
+        "fp_plan_varlen_select_workspace_bytes": (sz, [PlanHandle, i64, i64, i64, i64]),
+        "fp_plan_varlen_mask_bytes": (sz, [PlanHandle, i64, i64, i64]),
+        "fp_select_varlen": (status, [PlanHandle, tensor_p, tensor_p, varlen_p, params_p,
+                                      vmask_p, vp, sz, vp]),
+        "fp_attend_varlen": (status, [PlanHandle, tensor_p, tensor_p, tensor_p, varlen_p,
+                                      vmask_p, tensor_p, params_p, vp]),
+        "fp_prefill_varlen": (status, [PlanHandle, tensor_p, tensor_p, tensor_p, varlen_p,
+                                       tensor_p, params_p, vp, sz, vp]),
         "fp_last_error": (ctypes.c_char_p, []),
         "fp_status_name": (ctypes.c_char_p, [ctypes.c_int]),
     }

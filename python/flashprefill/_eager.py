@@ -7,9 +7,10 @@ from __future__ import annotations
 from typing import Tuple
 
 from ._arrays import Arg, bshd, check_same_dtype, describe, device_name, empty, parse_dtype
-from ._mask import Mask
+from ._mask import Mask, VarlenMask
 from ._plan import cached_plan
 from ._validate import check_layout, invalid
+from ._varlen import VarlenProblem, describe_varlen, resolve_maxima
 
 
 def problem(q, k, layout: str, dtype) -> Tuple[Arg, Arg, int, int, int, int, int]:
@@ -90,3 +91,81 @@ def mask(q, k, *, alpha=None, sink=None, window=None, last_n=None, min_budget=No
     return p.select(q, k, alpha=alpha, sink=sink, window=window, last_n=last_n,
                     min_budget=min_budget, threshold=threshold, scale=scale, layout=layout,
                     dtype=dtype, stream=stream)
+
+
+# ---------------------------------------------------------------------------
+# Variable-length calls (engine shapes)
+# ---------------------------------------------------------------------------
+
+
+def varlen_problem(q, k, v, cu_seqlens_q, cu_seqlens_k, *, k_lens, page_table, apply_last_n,
+                   out, max_seqlen_q, max_seqlen_k, dtype, takes_v=True) -> VarlenProblem:
+    """The described call with its maxima resolved (the caller's, or computed
+    from the lengths on the host)."""
+    p = describe_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, k_lens, page_table, apply_last_n,
+                        out, None if dtype is None else parse_dtype(dtype), takes_v=takes_v)
+    resolve_maxima(p, max_seqlen_q, max_seqlen_k)
+    return p
+
+
+def varlen_plan(p: VarlenProblem, block_size):
+    """The cached plan for `p` (sized by its batch and max_seqlen_k)."""
+    return cached_plan(p.q.dtype, p.head_dim, p.heads_q, p.heads_kv, block_size, p.q.device,
+                       False, p.batch, p.max_seqlen_k)
+
+
+def prefill_varlen_eager(q, k, v, cu_seqlens_q, cu_seqlens_k=None, *, k_lens=None,
+                         page_table=None, max_seqlen_q=None, max_seqlen_k=None,
+                         apply_last_n=None, alpha=None, sink=None, window=None, last_n=None,
+                         min_budget=None, threshold=None, block_size=None, scale=None,
+                         return_lse=False, out=None, lse=None, workspace=None, dtype=None,
+                         stream=None):
+    """:func:`flashprefill.prefill_varlen` without the torch custom op."""
+    p = varlen_problem(q, k, v, cu_seqlens_q, cu_seqlens_k, k_lens=k_lens,
+                       page_table=page_table, apply_last_n=apply_last_n, out=out,
+                       max_seqlen_q=max_seqlen_q, max_seqlen_k=max_seqlen_k, dtype=dtype)
+    if p.batch == 0 or p.total_q == 0:  # no query rows: nothing to compute
+        out = empty(p.q, p.q.shape, "same") if out is None else out
+        if return_lse or lse is not None:
+            lse = empty(p.q, (p.heads_q, p.total_q), "float32") if lse is None else lse
+            return out, lse
+        return out
+    return varlen_plan(p, block_size).prefill_varlen(
+        q, k, v, cu_seqlens_q, cu_seqlens_k, alpha=alpha, sink=sink, window=window,
+        last_n=last_n, min_budget=min_budget, threshold=threshold, scale=scale, out=out,
+        lse=lse, return_lse=return_lse, workspace=workspace, stream=stream, _pre=p)
+
+
+def mask_varlen(q, k, cu_seqlens_q, cu_seqlens_k=None, *, k_lens=None, page_table=None,
+                max_seqlen_q=None, max_seqlen_k=None, apply_last_n=None, alpha=None, sink=None,
+                window=None, last_n=None, min_budget=None, threshold=None, block_size=None,
+                scale=None, dtype=None, stream=None) -> VarlenMask:
+    """The compact block mask :func:`flashprefill.prefill_varlen` would use,
+    as a :class:`VarlenMask` next to q."""
+    p = varlen_problem(q, k, None, cu_seqlens_q, cu_seqlens_k, k_lens=k_lens,
+                       page_table=page_table, apply_last_n=apply_last_n, out=None,
+                       max_seqlen_q=max_seqlen_q, max_seqlen_k=max_seqlen_k, dtype=dtype,
+                       takes_v=False)
+    if p.batch == 0 or p.total_q == 0:
+        raise invalid(f"cu_seqlens_q: expected at least one sequence with queries, got "
+                      f"b = {p.batch} and q.shape[0] = {p.total_q}")
+    return varlen_plan(p, block_size).select_varlen(
+        q, k, cu_seqlens_q, cu_seqlens_k, alpha=alpha, sink=sink, window=window, last_n=last_n,
+        min_budget=min_budget, threshold=threshold, scale=scale, stream=stream, _pre=p)
+
+
+def workspace_size_varlen(q, k, cu_seqlens_q, cu_seqlens_k=None, *, k_lens=None,
+                          page_table=None, max_seqlen_q=None, max_seqlen_k=None,
+                          block_size=None, dtype=None) -> int:
+    """Bytes of the workspace :func:`flashprefill.prefill_varlen` needs for
+    this call (pass one as ``workspace=`` for CUDA-graph capture, with the
+    maxima the graph is captured for). Creates the cached plan, so it doubles
+    as a warm-up."""
+    p = varlen_problem(q, k, None, cu_seqlens_q, cu_seqlens_k, k_lens=k_lens,
+                       page_table=page_table, apply_last_n=None, out=None,
+                       max_seqlen_q=max_seqlen_q, max_seqlen_k=max_seqlen_k, dtype=dtype,
+                       takes_v=False)
+    if p.batch == 0 or p.total_q == 0:
+        return 0
+    return varlen_plan(p, block_size).varlen_workspace_bytes(p.batch, p.total_q,
+                                                             p.max_seqlen_q, p.max_seqlen_k)

@@ -19,9 +19,11 @@ from ._arrays import (DTYPE_NAMES, Arg, bshd, c_tensor, check_same_dtype, check_
                       contiguous, describe, device_name, empty, numpy_module, parse_dtype,
                       torch_module)
 from ._capi import FP_DEVICE_CPU, FlashPrefillError
-from ._mask import Mask
+from ._mask import Mask, VarlenMask
 from ._params import default_block_size, make_params
 from ._streams import stream_handle
+from ._varlen import (VarlenProblem, c_rows, c_varlen, check_plan_fits, describe_varlen,
+                      mask_shape, resolve_maxima)
 from ._validate import INT32_MAX, INVALID, UNSUPPORTED, check_layout, int32, int64, invalid, \
     raise_library_error, uint64
 
@@ -143,6 +145,9 @@ class Plan:
         """A workspace for (batch, seq_len): a uint8 torch tensor on the
         plan's GPU, or a numpy array for a CPU plan."""
         n = (self.select_workspace_bytes if select_only else self.workspace_bytes)(batch, seq_len)
+        return self._empty_bytes(n)
+
+    def _empty_bytes(self, n: int):
         if self._spec.device == FP_DEVICE_CPU:
             return numpy_module().empty(n, dtype=numpy_module().uint8)
         torch = torch_module()
@@ -359,14 +364,213 @@ class Plan:
         m.batch, m.heads, m.num_blocks = b, h, nb
         return m
 
+    # -- variable-length calls (engine shapes, docs/semantics.md section 2) --
+
+    def _varlen_bytes(self, fn, *sizes) -> int:
+        names = ("batch", "total_q", "max_seqlen_q", "max_seqlen_k")
+        if len(sizes) == 3:
+            names = ("batch", "total_q", "max_seqlen_k")
+        values = [int64(name, value) for name, value in zip(names, sizes)]
+        n = fn(self._live(), *values)
+        if n == 0:
+            raise FlashPrefillError(INVALID, "invalid argument", _capi.last_error())
+        return int(n)
+
+    def varlen_workspace_bytes(self, batch: int, total_q: int, max_seqlen_q: int,
+                               max_seqlen_k: int) -> int:
+        """Bytes of the workspace :meth:`prefill_varlen` needs (mask
+        included) for these host-side sizes."""
+        return self._varlen_bytes(self._lib.fp_plan_varlen_workspace_bytes, batch, total_q,
+                                  max_seqlen_q, max_seqlen_k)
+
+    def varlen_select_workspace_bytes(self, batch: int, total_q: int, max_seqlen_q: int,
+                                      max_seqlen_k: int) -> int:
+        """Bytes of the workspace :meth:`select_varlen` needs (no mask)."""
+        return self._varlen_bytes(self._lib.fp_plan_varlen_select_workspace_bytes, batch,
+                                  total_q, max_seqlen_q, max_seqlen_k)
+
+    def varlen_mask_bytes(self, batch: int, total_q: int, max_seqlen_k: int) -> int:
+        """Bytes of one compact mask (counts + ids)."""
+        return self._varlen_bytes(self._lib.fp_plan_varlen_mask_bytes, batch, total_q,
+                                  max_seqlen_k)
+
+    def empty_varlen_workspace(self, batch: int, total_q: int, max_seqlen_q: int,
+                               max_seqlen_k: int, *, select_only: bool = False):
+        """A workspace for these sizes: a uint8 torch tensor on the plan's
+        GPU, or a numpy array for a CPU plan."""
+        fn = self.varlen_select_workspace_bytes if select_only else self.varlen_workspace_bytes
+        return self._empty_bytes(fn(batch, total_q, max_seqlen_q, max_seqlen_k))
+
+    def _varlen(self, q, k, v, cu_seqlens_q, cu_seqlens_k, k_lens, page_table, apply_last_n,
+                out, max_seqlen_q, max_seqlen_k, dtype, pre: Optional[VarlenProblem] = None, *,
+                takes_v: bool = True) -> VarlenProblem:
+        """Describes a varlen call and checks it against the plan; `pre`:
+        already described (and its maxima resolved) by the functional API."""
+        if pre is None:
+            code = self._spec.dtype if dtype is None else parse_dtype(dtype)
+            pre = describe_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, k_lens, page_table,
+                                  apply_last_n, out, code, takes_v=takes_v)
+        p = pre
+        if p.q.device != self._spec.device:
+            raise invalid(f"q.device: expected {device_name(self._spec.device)} (the plan's "
+                          f"device), got {device_name(p.q.device)}")
+        if p.q.dtype != self._spec.dtype:
+            raise invalid(f"q.dtype: expected {DTYPE_NAMES[self._spec.dtype]} (the plan's dtype), "
+                          f"got {p.q.obj.dtype}")
+        check_plan_fits(p, self._spec)
+        if p.max_seqlen_k is None:
+            resolve_maxima(p, max_seqlen_q, max_seqlen_k)
+        return p
+
+    def _varlen_lse(self, lse, return_lse, p: VarlenProblem):
+        if lse is None and not return_lse:
+            return None, 0
+        if lse is None:
+            lse = empty(p.q, (p.heads_q, p.total_q), "float32")
+        a = self._aux(lse, "lse", "float32", (p.heads_q, p.total_q), p.q, output=True)
+        return lse, a.ptr
+
+    def _varlen_out(self, out, p: VarlenProblem):
+        if out is not None:
+            return out, p.out
+        out = empty(p.q, p.q.shape, "same")
+        return out, describe(out, "out", p.q.dtype, ndim=None)
+
+    def _varlen_mask(self, mask, p: VarlenProblem, *, output: bool):
+        """(the mask as given or allocated, its ``fp_varlen_mask_t``)."""
+        rows, heads, key_blocks = mask_shape(p, self._spec.block_size)
+        if mask is None and output:  # select allocates; attend must be given one
+            mask = (empty(p.q, (rows, heads), "int32"),
+                    empty(p.q, (rows, heads, key_blocks), "int32"))
+        counts, ids = _as_mask_pair(mask, "a flashprefill.VarlenMask")
+        c = self._aux(counts, "mask.counts", "int32", (rows, heads), p.q, output=output)
+        i = self._aux(ids, "mask.ids", "int32", (rows, heads, key_blocks), p.q, output=output)
+        m = _capi.VarlenMaskStruct()
+        m.counts, m.ids = c.ptr, i.ptr
+        m.num_rows, m.heads, m.max_key_blocks = rows, heads, key_blocks
+        return VarlenMask(counts, ids, cu_seqlens_q=p.cu_q.obj,
+                          cu_seqlens_k=p.cu_k.obj if p.cu_k is not None else None,
+                          k_lens=p.k_lens.obj if p.paged else None,
+                          block_size=self._spec.block_size), m
+
+    def select_varlen(self, q, k, cu_seqlens_q, cu_seqlens_k=None, *, k_lens=None,
+                      page_table=None, max_seqlen_q=None, max_seqlen_k=None, apply_last_n=None,
+                      alpha=None, sink=None, window=None, last_n=None, min_budget=None,
+                      threshold=None, scale=None, mask=None, workspace=None, kept_counter=None,
+                      dtype=None, stream=None, _pre=None) -> VarlenMask:
+        """The kept key blocks of every query block of every sequence
+        (``fp_select_varlen``), as a :class:`VarlenMask`.
+
+        Writes into `mask` (a :class:`VarlenMask` or ``(counts, ids)`` of
+        shapes ``[num_rows, h_q]`` / ``[num_rows, h_q, max_key_blocks]``)
+        when given, else allocates one next to q. `workspace` needs
+        :meth:`varlen_select_workspace_bytes`.
+        """
+        p = self._varlen(q, k, None, cu_seqlens_q, cu_seqlens_k, k_lens, page_table,
+                         apply_last_n, None, max_seqlen_q, max_seqlen_k, dtype, _pre,
+                         takes_v=False)
+        result, cm = self._varlen_mask(mask, p, output=True)
+        params = make_params(alpha=alpha, sink=sink, window=window, last_n=last_n,
+                             min_budget=min_budget, threshold=threshold, scale=scale,
+                             kept_counter=self._counter(kept_counter, p.q))
+        needed = self.varlen_select_workspace_bytes(p.batch, p.total_q, p.max_seqlen_q,
+                                                    p.max_seqlen_k)
+        ws, ws_ptr, ws_bytes = self._workspace(workspace, p.q, needed)
+        status = self._lib.fp_select_varlen(self._live(), c_rows(p.q), c_rows(p.k),
+                                            ctypes.byref(c_varlen(p)), ctypes.byref(params),
+                                            ctypes.byref(cm), ws_ptr, ws_bytes,
+                                            stream_handle(stream, self._spec.device))
+        raise_varlen_error(status, p)
+        return result
+
+    def attend_varlen(self, q, k, v, cu_seqlens_q, cu_seqlens_k=None, *, mask, k_lens=None,
+                      page_table=None, max_seqlen_q=None, max_seqlen_k=None, scale=None,
+                      out=None, lse=None, return_lse: bool = False, dtype=None, stream=None):
+        """Attention over the kept blocks of `mask` (``fp_attend_varlen``).
+        Returns ``out`` (like q unless given), or ``(out, lse)`` when
+        `return_lse` or `lse` is given (lse: float32 ``[h_q, total_q]``)."""
+        p = self._varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, k_lens, page_table, None, out,
+                         max_seqlen_q, max_seqlen_k, dtype)
+        _, cm = self._varlen_mask(mask, p, output=False)
+        out, oa = self._varlen_out(out, p)
+        lse, lse_ptr = self._varlen_lse(lse, return_lse, p)
+        params = make_params(scale=scale, lse=lse_ptr)
+        status = self._lib.fp_attend_varlen(self._live(), c_rows(p.q), c_rows(p.k), c_rows(p.v),
+                                            ctypes.byref(c_varlen(p)), ctypes.byref(cm),
+                                            c_rows(oa), ctypes.byref(params),
+                                            stream_handle(stream, self._spec.device))
+        raise_varlen_error(status, p)
+        return (out, lse) if lse is not None else out
+
+    def prefill_varlen(self, q, k, v, cu_seqlens_q, cu_seqlens_k=None, *, k_lens=None,
+                       page_table=None, max_seqlen_q=None, max_seqlen_k=None,
+                       apply_last_n=None, alpha=None, sink=None, window=None, last_n=None,
+                       min_budget=None, threshold=None, scale=None, out=None, lse=None,
+                       return_lse: bool = False, workspace=None, kept_counter=None, dtype=None,
+                       stream=None, dense_below_tokens=None, _pre=None):
+        """Selection then attention for a variable-length batch
+        (``fp_prefill_varlen``), the mask living in the workspace
+        (:meth:`varlen_workspace_bytes`). Arguments as
+        :func:`flashprefill.prefill_varlen`; returns ``out`` or
+        ``(out, lse)`` like :meth:`attend_varlen`."""
+        p = self._varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, k_lens, page_table, apply_last_n,
+                         out, max_seqlen_q, max_seqlen_k, dtype, _pre)
+        out, oa = self._varlen_out(out, p)
+        lse, lse_ptr = self._varlen_lse(lse, return_lse, p)
+        params = make_params(alpha=alpha, sink=sink, window=window, last_n=last_n,
+                             min_budget=min_budget, threshold=threshold, scale=scale,
+                             lse=lse_ptr, kept_counter=self._counter(kept_counter, p.q),
+                             dense_below_tokens=dense_below_tokens)
+        needed = self.varlen_workspace_bytes(p.batch, p.total_q, p.max_seqlen_q, p.max_seqlen_k)
+        ws, ws_ptr, ws_bytes = self._workspace(workspace, p.q, needed)
+        status = self._lib.fp_prefill_varlen(self._live(), c_rows(p.q), c_rows(p.k),
+                                             c_rows(p.v), ctypes.byref(c_varlen(p)), c_rows(oa),
+                                             ctypes.byref(params), ws_ptr, ws_bytes,
+                                             stream_handle(stream, self._spec.device))
+        raise_varlen_error(status, p)
+        return (out, lse) if lse is not None else out
+
+
 
 def _as_mask(mask: Any) -> Mask:
-    if isinstance(mask, Mask):
-        return mask
+    return Mask(*_as_mask_pair(mask, "a flashprefill.Mask"))
+
+
+def _as_mask_pair(mask: Any, kind: str) -> Tuple[Any, Any]:
+    if isinstance(mask, (Mask, VarlenMask)):
+        return tuple(mask)
     if isinstance(mask, (tuple, list)) and len(mask) == 2:
-        return Mask(*mask)
-    raise invalid(f"mask: expected a flashprefill.Mask or a (counts, ids) pair, got "
-                  f"{type(mask).__name__}")
+        return tuple(mask)
+    raise invalid(f"mask: expected {kind} or a (counts, ids) pair, got {type(mask).__name__}")
+
+
+_TENSOR_DIM = re.compile(r"\b(q|out|k|v)\.(?:(shape|strides)\[([0-3])\]|(batch|seq|heads|dim)\b)")
+_FIELD_INDEX = {"batch": 0, "seq": 1, "heads": 2, "dim": 3}
+
+
+def raise_varlen_error(status: int, p: VarlenProblem) -> None:
+    """Raises the library's error for a varlen call with the dimensions it
+    names (``q.shape[1]``, or the reference's ``q.seq``) in the caller's
+    terms: q, out and packed k / v, which the library sees as ``[1, rows, h,
+    d]``, are ``[rows, h, d]`` here; paged k / v keep their indices."""
+    try:
+        _capi.check(status)
+    except FlashPrefillError as error:
+        packed = {"q", "out"} | (set() if p.paged else {"k", "v"})
+
+        def caller_index(m):
+            name, kind = m.group(1), m.group(2) or "shape"
+            index = int(m.group(3)) if m.group(3) else _FIELD_INDEX[m.group(4)]
+            if name in packed:
+                if index == 0:
+                    return m.group(0)
+                index -= 1
+            return f"{name}.{kind}[{index}]"
+
+        message = _TENSOR_DIM.sub(caller_index, error.message)
+        if message == error.message:
+            raise
+        raise FlashPrefillError(error.status, error.status_name, message) from None
 
 
 def plan(*, dtype: Any = "bf16", head_dim: int = 128, num_q_heads: int = 32,

@@ -1,5 +1,6 @@
-"""The PyTorch custom ops ``flashprefill::prefill`` and
-``flashprefill::prefill_out``.
+"""The PyTorch custom ops ``flashprefill::prefill``,
+``flashprefill::prefill_out``, ``flashprefill::prefill_varlen`` and
+``flashprefill::prefill_varlen_out``.
 
 Registered with ``torch.library.custom_op`` and a fake (meta) implementation,
 so ``torch.compile`` traces :func:`flashprefill.prefill` into one graph node
@@ -18,7 +19,7 @@ from typing import Optional, Tuple
 
 import torch
 
-from ._eager import prefill_eager
+from ._eager import prefill_eager, prefill_varlen_eager
 from ._validate import THRESHOLDS, check_layout, invalid
 
 Tensor = torch.Tensor
@@ -152,3 +153,113 @@ def _threshold_kind(threshold) -> int:
         "threshold: expected 'relative_max' (t = alpha * max) or 'min_max' "
         f"(t = alpha * max + (1 - alpha) * min), got {threshold!r}"
     )
+
+
+# ---------------------------------------------------------------------------
+# Variable-length batches (engine shapes)
+# ---------------------------------------------------------------------------
+
+
+@torch.library.custom_op("flashprefill::prefill_varlen", mutates_args=(),
+                         device_types=("cpu", "cuda"))
+def prefill_varlen_op(q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor,
+                      cu_seqlens_k: Optional[Tensor], k_lens: Optional[Tensor],
+                      page_table: Optional[Tensor], apply_last_n: Optional[Tensor],
+                      max_seqlen_q: Optional[int], max_seqlen_k: Optional[int],
+                      alpha: Optional[float], sink: Optional[int], window: Optional[int],
+                      last_n: Optional[int], min_budget: Optional[int],
+                      threshold_kind: Optional[int], block_size: Optional[int],
+                      scale: Optional[float], return_lse: bool) -> Tuple[Tensor, Tensor]:
+    """Functional varlen prefill: returns (out like q, lse [h_q, total_q] fp32
+    or an empty tensor when return_lse is False)."""
+    result = prefill_varlen_eager(q, k, v, cu_seqlens_q, cu_seqlens_k, k_lens=k_lens,
+                                  page_table=page_table, apply_last_n=apply_last_n,
+                                  max_seqlen_q=max_seqlen_q, max_seqlen_k=max_seqlen_k,
+                                  alpha=alpha, sink=sink, window=window, last_n=last_n,
+                                  min_budget=min_budget, threshold=threshold_kind,
+                                  block_size=block_size, scale=scale, return_lse=return_lse)
+    if return_lse:
+        return result
+    return result, q.new_empty((0,), dtype=torch.float32)
+
+
+@prefill_varlen_op.register_fake
+def _prefill_varlen_fake(q, k, v, cu_seqlens_q, cu_seqlens_k, k_lens, page_table, apply_last_n,
+                         max_seqlen_q, max_seqlen_k, alpha, sink, window, last_n, min_budget,
+                         threshold_kind, block_size, scale, return_lse):
+    lse_shape = (q.shape[1], q.shape[0]) if return_lse else (0,)
+    return q.new_empty(q.shape), q.new_empty(lse_shape, dtype=torch.float32)
+
+
+@torch.library.custom_op("flashprefill::prefill_varlen_out",
+                         mutates_args=("out", "lse", "workspace"), device_types=("cpu", "cuda"))
+def prefill_varlen_out_op(q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor,
+                          cu_seqlens_k: Optional[Tensor], k_lens: Optional[Tensor],
+                          page_table: Optional[Tensor], apply_last_n: Optional[Tensor],
+                          out: Tensor, lse: Optional[Tensor], workspace: Optional[Tensor],
+                          max_seqlen_q: Optional[int], max_seqlen_k: Optional[int],
+                          alpha: Optional[float], sink: Optional[int], window: Optional[int],
+                          last_n: Optional[int], min_budget: Optional[int],
+                          threshold_kind: Optional[int], block_size: Optional[int],
+                          scale: Optional[float]) -> None:
+    """Varlen prefill into caller-owned `out` (and `lse`, `workspace`): with
+    both maxima given it allocates nothing and never synchronises, so it can
+    be captured in a CUDA graph."""
+    prefill_varlen_eager(q, k, v, cu_seqlens_q, cu_seqlens_k, k_lens=k_lens,
+                         page_table=page_table, apply_last_n=apply_last_n,
+                         max_seqlen_q=max_seqlen_q, max_seqlen_k=max_seqlen_k, alpha=alpha,
+                         sink=sink, window=window, last_n=last_n, min_budget=min_budget,
+                         threshold=threshold_kind, block_size=block_size, scale=scale, out=out,
+                         lse=lse, workspace=workspace)
+
+
+@prefill_varlen_out_op.register_fake
+def _prefill_varlen_out_fake(q, k, v, cu_seqlens_q, cu_seqlens_k, k_lens, page_table,
+                             apply_last_n, out, lse, workspace, max_seqlen_q, max_seqlen_k,
+                             alpha, sink, window, last_n, min_budget, threshold_kind, block_size,
+                             scale):
+    return None
+
+
+def prefill_varlen(q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor, cu_seqlens_k, *,
+                   k_lens, page_table, max_seqlen_q, max_seqlen_k, apply_last_n, alpha, sink,
+                   window, last_n, min_budget, threshold, block_size, scale, return_lse, out,
+                   workspace):
+    """:func:`flashprefill.prefill_varlen` on torch tensors: through the
+    custom ops when traced, or straight to the implementation in plain eager
+    mode (as :func:`prefill`)."""
+    if q.dim() != 3:
+        raise invalid(f"q: expected a 3-d tensor [total_q, h_q, d], got shape {tuple(q.shape)}")
+    tensors = (("k", k), ("v", v), ("cu_seqlens_q", cu_seqlens_q), ("cu_seqlens_k", cu_seqlens_k),
+               ("k_lens", k_lens), ("page_table", page_table), ("apply_last_n", apply_last_n),
+               ("out", out), ("workspace", workspace))
+    for name, t in tensors:
+        if t is not None and not isinstance(t, torch.Tensor):
+            raise invalid(f"{name}: expected a torch.Tensor like q, got {type(t).__name__}")
+    kind = None if threshold is None else _threshold_kind(threshold)
+    if _plain_eager(q, *(t for _, t in tensors)):
+        return prefill_varlen_eager(q, k, v, cu_seqlens_q, cu_seqlens_k, k_lens=k_lens,
+                                    page_table=page_table, max_seqlen_q=max_seqlen_q,
+                                    max_seqlen_k=max_seqlen_k, apply_last_n=apply_last_n,
+                                    alpha=alpha, sink=sink, window=window, last_n=last_n,
+                                    min_budget=min_budget, threshold=kind,
+                                    block_size=block_size, scale=scale, return_lse=return_lse,
+                                    out=out, workspace=workspace)
+    if scale is not None:
+        scale = float(scale)
+    if alpha is not None:
+        alpha = float(alpha)
+    lengths = (cu_seqlens_q, cu_seqlens_k, k_lens, page_table, apply_last_n)
+    scalars = (alpha, sink, window, last_n, min_budget, kind, block_size, scale)
+    if out is None:
+        if workspace is not None:
+            out = q.new_empty(q.shape)
+        else:
+            o, lse = torch.ops.flashprefill.prefill_varlen(q, k, v, *lengths, max_seqlen_q,
+                                                           max_seqlen_k, *scalars,
+                                                           bool(return_lse))
+            return (o, lse) if return_lse else o
+    lse = q.new_empty((q.shape[1], q.shape[0]), dtype=torch.float32) if return_lse else None
+    torch.ops.flashprefill.prefill_varlen_out(q, k, v, *lengths, out, lse, workspace,
+                                              max_seqlen_q, max_seqlen_k, *scalars)
+    return (out, lse) if return_lse else out
