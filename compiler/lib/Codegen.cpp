@@ -39,8 +39,8 @@ std::string prefillModule(const ::fp::codegen::KernelSpec &spec) {
 }
 
 /// The varlen forms (docs/semantics.md section 2), packed and paged K/V.
-/// Both lower to the same three kernels, which read the layout from their
-/// parameters; the two functions keep both shapes visible in the IR.
+/// They share the pooling and discovery kernels (which read the layout from
+/// their parameters); attention has one kernel per layout.
 std::string prefillVarlenModule(const ::fp::codegen::KernelSpec &spec) {
   std::string q = llvm::formatv("tensor<?x{0}x{1}x{2}>", spec.numQHeads,
                                 spec.headDim, spec.dtype);

@@ -190,6 +190,123 @@ FailureOr<KernelPlan> planAttention(MaskedAttentionOp op,
   return plan;
 }
 
+// Varlen kernels (docs/semantics.md section 2). Pooling and discovery serve
+// packed and paged K/V alike (the parameters say which); attention has one
+// kernel per layout, whose address code is compiled in (the mainloop sits at
+// the register limit). Attention runs the mma.sync mainloop (kArch 80) on
+// every arch, sm_90a included: fp-select-tiles gave these ops sm_80-path
+// tiles.
+
+KernelKey varlenKeyOf(Type element, int64_t headDim, int64_t blockSize,
+                      int64_t group, const TargetArch &target) {
+  KernelKey key = keyOf(element, headDim, blockSize, group, target);
+  key.attentionMainloop = 80;
+  return key;
+}
+
+int64_t lastDim(Value value) {
+  auto type = cast<RankedTensorType>(value.getType());
+  return type.getDimSize(type.getRank() - 1);
+}
+
+FailureOr<KernelPlan> planVarlenPool(VarlenBlockPoolOp op,
+                                     const TargetArch &target) {
+  if (!op.getTile())
+    return op.emitOpError() << "has no #fp.pool_tile (run fp-select-tiles)";
+  Type element = cast<RankedTensorType>(op.getK().getType()).getElementType();
+  int64_t d = lastDim(op.getK()), b = op.getBlockSize();
+  int64_t threads = op.getTile()->getThreads();
+  KernelKey key = varlenKeyOf(element, d, b, 1, target);
+  if (failed(checkTileBeforeLowering(op, "#fp.pool_tile",
+                                     checkPoolTile(key, PoolTile{threads}))))
+    return failure();
+  KernelPlan plan;
+  plan.entry = llvm::formatv("fp_varlen_block_pool_{0}_d{1}_b{2}_t{3}",
+                             dtypeName(element), d, b, threads);
+  plan.templateName = "fp::dev::varlen_block_pool";
+  plan.elementType = cudaElementType(element);
+  plan.templateInts = {d, b, threads};
+  plan.info = {plan.entry, "FpVarlenPoolParams", threads,
+               "key_blocks,kv_heads,batch", 0, 0, ""};
+  return plan;
+}
+
+FailureOr<KernelPlan> planVarlenDiscovery(VarlenPatternDiscoveryOp op,
+                                          const TargetArch &target) {
+  if (!op.getTile())
+    return op.emitOpError()
+           << "has no #fp.discovery_tile (run fp-select-tiles)";
+  auto query = cast<RankedTensorType>(op.getQuery().getType());
+  auto kbar = cast<RankedTensorType>(op.getKbar().getType());
+  Type element = query.getElementType();
+  int64_t d = lastDim(op.getQuery()), b = op.getBlockSize();
+  DiscoveryTile tile{op.getTile()->getKeyChunk(), op.getTile()->getWarps()};
+  KernelKey key = varlenKeyOf(element, d, b,
+                              query.getDimSize(1) / kbar.getDimSize(1), target);
+  if (failed(checkTileBeforeLowering(op, "#fp.discovery_tile",
+                                     checkDiscoveryTile(key, tile, target))))
+    return failure();
+  KernelPlan plan;
+  plan.entry =
+      llvm::formatv("fp_varlen_pattern_discovery_{0}_d{1}_b{2}_c{3}w{4}",
+                    dtypeName(element), d, b, tile.keyChunk, tile.warps);
+  plan.templateName = "fp::dev::varlen_pattern_discovery";
+  plan.elementType = cudaElementType(element);
+  plan.templateInts = {d, b, tile.keyChunk, tile.warps};
+  std::string traits =
+      llvm::formatv("fp::dev::DiscoveryTraits<{0}, {1}, {2}, {3}, {4}>",
+                    plan.elementType, d, b, tile.keyChunk, tile.warps);
+  plan.info = {plan.entry,
+               "FpVarlenDiscoveryParams",
+               32 * tile.warps,
+               "q_blocks,q_heads,batch",
+               discoverySmemBaseBytes(key, tile),
+               discoverySmemPerKeyBlockBytes(key, tile),
+               traits};
+  return plan;
+}
+
+FailureOr<KernelPlan> planVarlenAttention(VarlenMaskedAttentionOp op,
+                                          const TargetArch &target) {
+  if (!op.getTile())
+    return op.emitOpError()
+           << "has no #fp.attention_tile (run fp-select-tiles)";
+  auto q = cast<RankedTensorType>(op.getQ().getType());
+  auto k = cast<RankedTensorType>(op.getK().getType());
+  Type element = q.getElementType();
+  int64_t d = lastDim(op.getQ()), b = op.getBlockSize();
+  AttentionTileAttr t = op.getTileAttr();
+  AttentionTile tile{t.getBlockM(), t.getBlockN(), t.getWarps(), t.getStages()};
+  KernelKey key = varlenKeyOf(element, d, b,
+                              q.getDimSize(1) / k.getDimSize(k.getRank() - 2),
+                              target);
+  if (failed(checkTileBeforeLowering(op, "#fp.attention_tile",
+                                     checkAttentionTile(key, tile, target))))
+    return failure();
+  const bool paged = k.getRank() == 4;
+  KernelPlan plan;
+  plan.entry = llvm::formatv(
+      "fp_varlen_masked_attention_{0}_{1}_d{2}_b{3}_m{4}n{5}w{6}s{7}",
+      paged ? "paged" : "packed", dtypeName(element), d, b, tile.blockM,
+      tile.blockN, tile.warps, tile.stages);
+  plan.templateName = "fp::dev::varlen_masked_attention";
+  plan.elementType = cudaElementType(element);
+  plan.templateInts = {d,          b,           tile.blockM, tile.blockN,
+                       tile.warps, tile.stages, paged ? 1 : 0};
+  std::string traits = llvm::formatv(
+      "fp::dev::AttentionTraits<{0}, {1}, {2}, {3}, {4}, {5}, {6}, 80>",
+      plan.elementType, d, b, tile.blockM, tile.blockN, tile.warps,
+      tile.stages);
+  plan.info = {plan.entry,
+               "FpVarlenAttentionParams",
+               32 * tile.warps,
+               llvm::formatv("q_tiles:{0},q_heads,batch", tile.blockM),
+               attentionSmemBytes(key, tile),
+               0,
+               traits};
+  return plan;
+}
+
 /// Role of a pool op in the launch sequence, from how discovery uses it.
 std::string poolRole(BlockPoolOp op) {
   for (OpOperand &use : op.getPooled().getUses())
@@ -243,7 +360,8 @@ void emitKernel(OpBuilder &builder, Location loc, const KernelPlan &plan) {
   if (plan.info.traits.empty()) {
     exportInt("smem_base", "0");
     exportInt("smem_per_key_block", "0");
-  } else if (plan.templateName == "fp::dev::pattern_discovery") {
+  } else if (plan.templateName == "fp::dev::pattern_discovery" ||
+             plan.templateName == "fp::dev::varlen_pattern_discovery") {
     exportInt("smem_base", plan.info.traits + "::kSmemBaseBytes");
     exportInt("smem_per_key_block",
               plan.info.traits + "::kSmemPerKeyBlockBytes");
@@ -290,6 +408,17 @@ struct ConvertFPToEmitCPass
         } else if (auto attention = dyn_cast<MaskedAttentionOp>(op)) {
           plan = planAttention(attention, target);
           role = "attention";
+        } else if (auto pool = dyn_cast<VarlenBlockPoolOp>(op)) {
+          plan = planVarlenPool(pool, target);
+          role = "varlen_pool_keys";
+        } else if (auto discovery = dyn_cast<VarlenPatternDiscoveryOp>(op)) {
+          plan = planVarlenDiscovery(discovery, target);
+          role = "varlen_discovery";
+        } else if (auto attention = dyn_cast<VarlenMaskedAttentionOp>(op)) {
+          plan = planVarlenAttention(attention, target);
+          role = cast<RankedTensorType>(attention.getK().getType()).getRank() == 4
+                     ? "varlen_attention_paged"
+                     : "varlen_attention_packed";
         } else if (isa<FPDialect>(op->getDialect())) {
           return op->emitOpError()
                  << "cannot be lowered to EmitC (run fp-compile-pipeline)";

@@ -59,11 +59,42 @@ struct ExpandPrefillPattern : OpRewritePattern<PrefillOp> {
   }
 };
 
+/// fp.prefill_varlen -> varlen pool, fused discovery, varlen attention.
+/// Varlen scoring has no unfused form: the compact mask is written by
+/// discovery directly (scores would be [num_rows, h_q, max_key_blocks]).
+struct ExpandPrefillVarlenPattern : OpRewritePattern<PrefillVarlenOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(PrefillVarlenOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    int64_t blockSize = op.getBlockSize();
+    auto qType = cast<RankedTensorType>(op.getQ().getType());
+    auto kType = cast<RankedTensorType>(op.getK().getType());
+    ValueRange sequences = op.getSequences();
+    auto kbar = VarlenBlockPoolOp::create(
+        rewriter, loc,
+        varlenPooledType(kType,
+                         cast<RankedTensorType>(sequences[0].getType())),
+        op.getK(), sequences, blockSize, /*tile=*/nullptr);
+    VarlenMaskTypes mask = varlenMaskTypes(qType);
+    auto discovery = VarlenPatternDiscoveryOp::create(
+        rewriter, loc, mask.counts, mask.ids, op.getQ(), kbar, sequences,
+        blockSize, op.getThreshold(), op.getCausal(), op.getScaleAttr(),
+        /*tile=*/nullptr);
+    rewriter.replaceOpWithNewOp<VarlenMaskedAttentionOp>(
+        op, op.getOut().getType(), op.getLse().getType(), op.getQ(), op.getK(),
+        op.getV(), discovery.getCounts(), discovery.getIds(), sequences,
+        blockSize, op.getCausal(), op.getScaleAttr(), /*tile=*/nullptr);
+    return success();
+  }
+};
+
 struct FPExpandPrefillPass
     : mlir::fp::impl::FPExpandPrefillBase<FPExpandPrefillPass> {
   void runOnOperation() final {
     RewritePatternSet patterns(&getContext());
-    patterns.add<ExpandPrefillPattern>(&getContext());
+    patterns.add<ExpandPrefillPattern, ExpandPrefillVarlenPattern>(&getContext());
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }

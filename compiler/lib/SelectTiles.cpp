@@ -41,6 +41,20 @@ KernelKey makeKey(const TargetArch &arch, RankedTensorType query,
           arch.attentionMainloop};
 }
 
+/// The kernel key of a varlen op (docs/semantics.md section 2): its
+/// kernels run the mma.sync mainloop on every arch. On sm_90a the varlen
+/// path uses the mma.sync kernels for now: the wgmma/TMA mainloop reads
+/// dense [b, s, h, d] tensors through tensor maps, and paged K/V would need
+/// a gather there. So varlen ops get the sm_80-path tiles everywhere, and
+/// tuning databases and forced tiles (measured for the s_q == s_k kernels)
+/// do not apply to them.
+KernelKey makeVarlenKey(const TargetArch &arch, RankedTensorType tokens,
+                        int64_t qHeads, int64_t kvHeads, int64_t blockSize) {
+  return {arch.computeCapability, tokens.getDimSize(tokens.getRank() - 1),
+          blockSize, tokens.getElementType().getIntOrFloatBitWidth() / 8,
+          qHeads / kvHeads, /*attentionMainloop=*/80};
+}
+
 /// Codegen limits shared by every kernel op.
 LogicalResult checkBuildable(Operation *op, const KernelKey &key, bool causal) {
   if (!llvm::is_contained(supportedHeadDims(), key.headDim))
@@ -99,8 +113,8 @@ struct FPSelectTilesPass
 
     WalkResult result = module.walk([&](Operation *op) -> WalkResult {
       return llvm::TypeSwitch<Operation *, LogicalResult>(op)
-          .Case<PrefillOp>([](PrefillOp op) {
-            return op.emitOpError()
+          .Case<PrefillOp, PrefillVarlenOp>([](Operation *op) {
+            return op->emitOpError()
                    << "must be expanded before tile selection (run "
                       "fp-expand-prefill)";
           })
@@ -116,6 +130,14 @@ struct FPSelectTilesPass
           })
           .Case<MaskedAttentionOp>([&](MaskedAttentionOp op) {
             return selectAttention(op, *target);
+          })
+          .Case<VarlenBlockPoolOp>(
+              [&](VarlenBlockPoolOp op) { return selectVarlenPool(op, *target); })
+          .Case<VarlenPatternDiscoveryOp>([&](VarlenPatternDiscoveryOp op) {
+            return selectVarlenDiscovery(op, *target);
+          })
+          .Case<VarlenMaskedAttentionOp>([&](VarlenMaskedAttentionOp op) {
+            return selectVarlenAttention(op, *target);
           })
           .Default([](Operation *) { return success(); });
     });
@@ -228,6 +250,65 @@ struct FPSelectTilesPass
                        !attentionTile.empty()))
         tile = candidate;
     }
+    if (failed(reportTile(op, "#fp.attention_tile",
+                          checkAttentionTile(key, tile, target))))
+      return failure();
+    op.setTileAttr(AttentionTileAttr::get(
+        op.getContext(), tile.blockM, tile.blockN, tile.warps, tile.stages));
+    return success();
+  }
+
+  // Varlen ops: a preset tile is validated, else the mma.sync default
+  // (makeVarlenKey says why no tuning applies).
+  LogicalResult selectVarlenPool(VarlenBlockPoolOp op,
+                                 const TargetArch &target) {
+    auto k = cast<RankedTensorType>(op.getK().getType());
+    KernelKey key = makeVarlenKey(target, k, 1, 1, op.getBlockSize());
+    if (failed(checkBuildable(op, key, /*causal=*/true)))
+      return failure();
+    PoolTile tile = op.getTile() ? PoolTile{op.getTile()->getThreads()}
+                                 : defaultPoolTile(key);
+    if (failed(reportTile(op, "#fp.pool_tile", checkPoolTile(key, tile))))
+      return failure();
+    op.setTileAttr(PoolTileAttr::get(op.getContext(), tile.threads));
+    return success();
+  }
+
+  LogicalResult selectVarlenDiscovery(VarlenPatternDiscoveryOp op,
+                                      const TargetArch &target) {
+    auto query = cast<RankedTensorType>(op.getQuery().getType());
+    auto kbar = cast<RankedTensorType>(op.getKbar().getType());
+    KernelKey key = makeVarlenKey(target, query, query.getDimSize(1),
+                                  kbar.getDimSize(1), op.getBlockSize());
+    if (failed(checkBuildable(op, key, op.getCausal())))
+      return failure();
+    DiscoveryTile tile = op.getTile()
+                             ? DiscoveryTile{op.getTile()->getKeyChunk(),
+                                             op.getTile()->getWarps()}
+                             : defaultDiscoveryTile(key);
+    if (failed(reportTile(op, "#fp.discovery_tile",
+                          checkDiscoveryTile(key, tile, target))))
+      return failure();
+    op.setTileAttr(
+        DiscoveryTileAttr::get(op.getContext(), tile.keyChunk, tile.warps));
+    return success();
+  }
+
+  LogicalResult selectVarlenAttention(VarlenMaskedAttentionOp op,
+                                      const TargetArch &target) {
+    auto q = cast<RankedTensorType>(op.getQ().getType());
+    auto k = cast<RankedTensorType>(op.getK().getType());
+    KernelKey key =
+        makeVarlenKey(target, q, q.getDimSize(1), k.getDimSize(k.getRank() - 2),
+                      op.getBlockSize());
+    if (failed(checkBuildable(op, key, op.getCausal())))
+      return failure();
+    AttentionTile tile = op.getTile()
+                             ? AttentionTile{op.getTile()->getBlockM(),
+                                             op.getTile()->getBlockN(),
+                                             op.getTile()->getWarps(),
+                                             op.getTile()->getStages()}
+                             : defaultAttentionTile(key);
     if (failed(reportTile(op, "#fp.attention_tile",
                           checkAttentionTile(key, tile, target))))
       return failure();

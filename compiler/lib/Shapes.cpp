@@ -30,3 +30,21 @@ mlir::fp::MaskTypes mlir::fp::maskTypes(RankedTensorType q, int64_t blockSize) {
           RankedTensorType::get({s[0], s[2], nb}, i32),
           RankedTensorType::get({s[0], s[2], nb, nb}, i32)};
 }
+
+RankedTensorType mlir::fp::varlenPooledType(RankedTensorType k,
+                                            RankedTensorType cuSeqlensQ) {
+  int64_t offsets = cuSeqlensQ.getDimSize(0);
+  int64_t batch = ShapedType::isDynamic(offsets) ? offsets : offsets - 1;
+  ArrayRef<int64_t> s = k.getShape();
+  int64_t rank = k.getRank();
+  return RankedTensorType::get(
+      {batch, s[rank - 2], ShapedType::kDynamic, s[rank - 1]},
+      k.getElementType());
+}
+
+mlir::fp::VarlenMaskTypes mlir::fp::varlenMaskTypes(RankedTensorType q) {
+  auto i32 = IntegerType::get(q.getContext(), 32);
+  int64_t heads = q.getDimSize(1), rows = ShapedType::kDynamic;
+  return {RankedTensorType::get({rows, heads}, i32),
+          RankedTensorType::get({rows, heads, ShapedType::kDynamic}, i32)};
+}

@@ -287,6 +287,171 @@ FailureOr<std::array<int64_t, 3>> checkScoreOperands(Operation *op, Value query,
   return std::array<int64_t, 3>{batch, qHeads, nb};
 }
 
+//===----------------------------------------------------------------------===//
+// Varlen shape helpers (docs/semantics.md section 2)
+//===----------------------------------------------------------------------===//
+
+/// Static facts of a varlen token tensor: q / out `[total_q, h, d]`, packed
+/// K/V `[total_k, h, d]` or paged K/V `[num_pages, page_size, h, d]`.
+struct VarlenTokens {
+  bool paged;
+  int64_t rows, pageSize, heads, headDim; ///< rows: total or pages
+  Type elementType;
+};
+
+/// Verifies a varlen token tensor; `allowPaged` for K and V.
+FailureOr<VarlenTokens> getVarlenTokens(Operation *op, StringRef name,
+                                        Value value, bool allowPaged) {
+  auto type = cast<RankedTensorType>(value.getType());
+  int64_t rank = type.getRank();
+  if (rank != 3 && !(allowPaged && rank == 4))
+    return op->emitOpError()
+           << "'" << name << "': expected "
+           << (allowPaged ? "rank 3 [total_k, h, d] (packed) or rank 4 "
+                            "[num_pages, page_size, h, d] (paged)"
+                          : "rank 3 [total_q, h, d]")
+           << ", got " << type;
+  VarlenTokens t{rank == 4, type.getDimSize(0),
+                 rank == 4 ? type.getDimSize(1) : 1,
+                 type.getDimSize(rank - 2), type.getDimSize(rank - 1),
+                 type.getElementType()};
+  int headsDim = int(rank - 2), dimDim = int(rank - 1);
+  if (ShapedType::isDynamic(t.heads))
+    return op->emitOpError() << "'" << name
+                             << "': expected a static head count (dim "
+                             << headsDim << "), got ?";
+  if (failed(checkHeadCount(op, name, t.heads, headsDim)))
+    return failure();
+  if (ShapedType::isDynamic(t.headDim))
+    return op->emitOpError() << "'" << name
+                             << "': expected a static head dim (dim " << dimDim
+                             << "), got ?";
+  if (t.headDim % 16 != 0 || t.headDim < 16 || t.headDim > 256)
+    return op->emitOpError() << "'" << name
+                             << "': expected a head dim that is a multiple "
+                                "of 16 in [16, 256], got "
+                             << t.headDim;
+  if (t.paged && !ShapedType::isDynamic(t.pageSize) &&
+      (t.pageSize < 1 || t.pageSize > 256 ||
+       !llvm::isPowerOf2_64(t.pageSize)))
+    return op->emitOpError() << "'" << name
+                             << "': expected a page size (dim 1) that is a "
+                                "power of two in [1, 256], got "
+                             << t.pageSize;
+  if (!t.elementType.isBF16() && !t.elementType.isF16())
+    return op->emitOpError()
+           << "'" << name << "': expected element type bf16 or f16, got "
+           << t.elementType;
+  return t;
+}
+
+/// Verifies the trailing `sequences` operands for the K/V layout (packed:
+/// cu_seqlens_q, cu_seqlens_k; paged: cu_seqlens_q, page_table, k_lens);
+/// returns the batch b (`?` when dynamic).
+FailureOr<int64_t> checkSequences(Operation *op, bool paged,
+                                  ValueRange sequences) {
+  const size_t expected = paged ? 3 : 2;
+  if (sequences.size() != expected)
+    return op->emitOpError()
+           << "'sequences': expected " << expected << " operands ("
+           << (paged ? "cu_seqlens_q, page_table, k_lens for paged K/V"
+                     : "cu_seqlens_q, cu_seqlens_k for packed K/V")
+           << "), got " << sequences.size();
+  auto i32 = IntegerType::get(op->getContext(), 32);
+  if (failed(checkTensor(op, "cu_seqlens_q", sequences[0],
+                         {ShapedType::kDynamic}, i32, "[b + 1]")))
+    return failure();
+  int64_t offsets =
+      cast<RankedTensorType>(sequences[0].getType()).getDimSize(0);
+  if (!ShapedType::isDynamic(offsets) && offsets < 2)
+    return op->emitOpError() << "'cu_seqlens_q': expected b + 1 >= 2 "
+                                "offsets (at least one sequence), got "
+                             << offsets;
+  int64_t batch = ShapedType::isDynamic(offsets) ? offsets : offsets - 1;
+  if (!paged) {
+    if (failed(checkTensor(op, "cu_seqlens_k", sequences[1], {offsets}, i32,
+                           "[b + 1] (like 'cu_seqlens_q')")))
+      return failure();
+    return batch;
+  }
+  if (failed(checkTensor(op, "page_table", sequences[1],
+                         {batch, ShapedType::kDynamic}, i32,
+                         "[b, max_pages]")) ||
+      failed(checkTensor(op, "k_lens", sequences[2], {batch}, i32, "[b]")))
+    return failure();
+  return batch;
+}
+
+/// Checks q, k, v of the varlen attention-shaped ops (prefill_varlen,
+/// varlen_masked_attention) and their `out`/`lse` results; returns q's
+/// shape and sets `paged` from k's layout.
+FailureOr<VarlenTokens> checkVarlenAttentionOperands(Operation *op, Value q,
+                                                     Value k, Value v,
+                                                     Value out, Value lse,
+                                                     bool &paged) {
+  FailureOr<VarlenTokens> qs = getVarlenTokens(op, "q", q, false);
+  if (failed(qs))
+    return failure();
+  FailureOr<VarlenTokens> ks = getVarlenTokens(op, "k", k, true);
+  if (failed(ks))
+    return failure();
+  FailureOr<VarlenTokens> vs = getVarlenTokens(op, "v", v, true);
+  if (failed(vs))
+    return failure();
+  if (failed(checkSameElementType(op, "k", ks->elementType, qs->elementType)) ||
+      failed(checkSameElementType(op, "v", vs->elementType, qs->elementType)))
+    return failure();
+  if (ks->headDim != qs->headDim)
+    return op->emitOpError() << "'k': expected head dim " << qs->headDim
+                             << " (same as 'q'), got " << ks->headDim;
+  if (vs->headDim != qs->headDim)
+    return op->emitOpError() << "'v': expected head dim " << qs->headDim
+                             << " (same as 'q'; d_v != d is not supported "
+                                "yet), got "
+                             << vs->headDim;
+  if (vs->heads != ks->heads)
+    return op->emitOpError() << "'v': expected " << ks->heads
+                             << " heads (same as 'k'), got " << vs->heads;
+  if (vs->paged != ks->paged)
+    return op->emitOpError() << "'v': expected the layout of 'k' ("
+                             << (ks->paged ? "paged, rank 4" : "packed, rank 3")
+                             << "), got "
+                             << (vs->paged ? "paged, rank 4" : "packed, rank 3");
+  if (!compatible(vs->rows, ks->rows) ||
+      !compatible(vs->pageSize, ks->pageSize))
+    return op->emitOpError() << "'v': expected the "
+                             << (ks->paged ? "pages and page size" : "rows")
+                             << " of 'k'";
+  if (failed(checkGroup(op, qs->heads, ks->heads)))
+    return failure();
+  if (failed(checkTensor(op, "out", out, {qs->rows, qs->heads, qs->headDim},
+                         qs->elementType, "[total_q, h_q, d] (like 'q')")) ||
+      failed(checkTensor(op, "lse", lse, {qs->heads, qs->rows},
+                         Float32Type::get(op->getContext()),
+                         "[h_q, total_q]")))
+    return failure();
+  paged = ks->paged;
+  return *qs;
+}
+
+/// Checks the compact mask pair `counts [num_rows, h_q]`,
+/// `ids [num_rows, h_q, max_key_blocks]`.
+LogicalResult checkVarlenMask(Operation *op, Value counts, Value ids,
+                              int64_t qHeads, int64_t maxKeyBlocks) {
+  auto i32 = IntegerType::get(op->getContext(), 32);
+  int64_t rows = cast<RankedTensorType>(counts.getType()).getRank() == 2
+                     ? cast<RankedTensorType>(counts.getType()).getDimSize(0)
+                     : ShapedType::kDynamic;
+  if (failed(checkTensor(op, "counts", counts,
+                         {ShapedType::kDynamic, qHeads}, i32,
+                         "[num_rows, h_q]")) ||
+      failed(checkTensor(op, "ids", ids, {rows, qHeads, maxKeyBlocks}, i32,
+                         "[num_rows, h_q, max_key_blocks] (rows of "
+                         "'counts')")))
+    return failure();
+  return success();
+}
+
 } // namespace
 
 //===----------------------------------------------------------------------===//
@@ -389,6 +554,88 @@ LogicalResult MaskedAttentionOp::verify() {
     return failure();
   return checkMask(*this, getCounts(), getIds(), qs->batch, qs->heads,
                    numBlocks(qs->seq, getBlockSize()));
+}
+
+LogicalResult PrefillVarlenOp::verify() {
+  if (failed(checkBlockSize(*this, getBlockSize())) ||
+      failed(checkScale(*this, getScaleAttr())))
+    return failure();
+  bool paged = false;
+  if (failed(checkVarlenAttentionOperands(*this, getQ(), getK(), getV(),
+                                          getOut(), getLse(), paged)))
+    return failure();
+  return checkSequences(*this, paged, getSequences());
+}
+
+LogicalResult VarlenBlockPoolOp::verify() {
+  if (failed(checkBlockSize(*this, getBlockSize())))
+    return failure();
+  FailureOr<VarlenTokens> ks = getVarlenTokens(*this, "k", getK(), true);
+  if (failed(ks))
+    return failure();
+  FailureOr<int64_t> batch = checkSequences(*this, ks->paged, getSequences());
+  if (failed(batch))
+    return failure();
+  return checkTensor(*this, "pooled", getPooled(),
+                     {*batch, ks->heads, ShapedType::kDynamic, ks->headDim},
+                     ks->elementType, "[b, h_kv, max_key_blocks, d]");
+}
+
+LogicalResult VarlenPatternDiscoveryOp::verify() {
+  if (failed(checkBlockSize(*this, getBlockSize())) ||
+      failed(checkScale(*this, getScaleAttr())))
+    return failure();
+  if (DiscoveryTileAttr tile = getTileAttr())
+    if (failed(checkTileRule(
+            *this, "#fp.discovery_tile",
+            discoveryTileBlockProblem(getBlockSize(), tile.getWarps()))))
+      return failure();
+  FailureOr<VarlenTokens> qs = getVarlenTokens(*this, "query", getQuery(),
+                                               false);
+  if (failed(qs))
+    return failure();
+  FailureOr<PooledShape> ks = getPooledShape(*this, "kbar", getKbar());
+  if (failed(ks))
+    return failure();
+  if (ks->elementType != qs->elementType)
+    return emitOpError() << "'kbar': expected element type "
+                         << qs->elementType << " (same as 'query'), got "
+                         << ks->elementType;
+  if (ks->headDim != qs->headDim)
+    return emitOpError() << "'kbar': expected head dim " << qs->headDim
+                         << " (same as 'query'), got " << ks->headDim;
+  if (failed(checkGroup(*this, qs->heads, ks->heads)))
+    return failure();
+  // No K operand here: the operand count says the layout.
+  FailureOr<int64_t> batch =
+      checkSequences(*this, getSequences().size() == 3, getSequences());
+  if (failed(batch))
+    return failure();
+  if (!compatible(ks->batch, *batch))
+    return emitOpError() << "'kbar': expected batch " << dimText(*batch)
+                         << " (from 'cu_seqlens_q'), got "
+                         << dimText(ks->batch);
+  return checkVarlenMask(*this, getCounts(), getIds(), qs->heads,
+                         ks->numBlocks);
+}
+
+LogicalResult VarlenMaskedAttentionOp::verify() {
+  if (failed(checkBlockSize(*this, getBlockSize())) ||
+      failed(checkScale(*this, getScaleAttr())))
+    return failure();
+  if (AttentionTileAttr tile = getTileAttr())
+    if (failed(checkTileRule(*this, "#fp.attention_tile",
+                             attentionTileBlockProblem(getBlockSize(),
+                                                       tile.getBlockM(),
+                                                       tile.getBlockN()))))
+      return failure();
+  bool paged = false;
+  FailureOr<VarlenTokens> qs = checkVarlenAttentionOperands(
+      *this, getQ(), getK(), getV(), getOut(), getLse(), paged);
+  if (failed(qs) || failed(checkSequences(*this, paged, getSequences())))
+    return failure();
+  return checkVarlenMask(*this, getCounts(), getIds(), qs->heads,
+                         ShapedType::kDynamic);
 }
 
 #define GET_OP_CLASSES

@@ -76,7 +76,10 @@ StatusOr<Manifest> parseManifest(const std::string &text) {
   const std::pair<const char *, size_t> sizes[] = {
       {"FpPoolParams", sizeof(FpPoolParams)},
       {"FpDiscoveryParams", sizeof(FpDiscoveryParams)},
-      {"FpAttentionParams", sizeof(FpAttentionParams)}};
+      {"FpAttentionParams", sizeof(FpAttentionParams)},
+      {"FpVarlenPoolParams", sizeof(FpVarlenPoolParams)},
+      {"FpVarlenDiscoveryParams", sizeof(FpVarlenDiscoveryParams)},
+      {"FpVarlenAttentionParams", sizeof(FpVarlenAttentionParams)}};
   for (auto [name, size] : sizes)
     if (m.structSizes[name] != size)
       return Status(StatusCode::kInternal,

@@ -45,6 +45,7 @@ namespace dev {
 
 FP_HOST_DEVICE constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
 FP_HOST_DEVICE constexpr int const_min(int a, int b) { return a < b ? a : b; }
+FP_HOST_DEVICE constexpr int const_max(int a, int b) { return a > b ? a : b; }
 
 /// Minimal `is_same`, because NVRTC has no <type_traits> without CCCL and
 /// pulling CCCL in for one trait would cost compile time.

@@ -151,6 +151,80 @@ __device__ void masked_attention(const FpAttentionParams &params) {
   Traits::Mainloop::run(params, w);
 }
 
+/// Varlen attention (docs/semantics.md section 2) over the compact mask: one
+/// CTA computes kBlockM local query rows of one (sequence, q head), with the
+/// bottom-right causal mask (local row r sees keys <= p + r). It runs the
+/// mma.sync mainloop on every arch, sm_90a included (the wgmma/TMA mainloop
+/// reads dense [b, s, h, d] tensors through tensor maps; paged and packed
+/// K/V are gathered with cp.async here). kPaged 1: K/V paged (0: packed), a
+/// template argument because each layout's address code alone fits the
+/// mainloop's 255 registers. Launch: grid (ceil(max_seqlen_q / kBlockM),
+/// h_q, b), 32 * kNumWarps threads, AttentionTraits<..., 80>::kSmemBytes
+/// dynamic shared memory.
+template <typename Element, int kHeadDim, int kBlockSize, int kBlockM, int kBlockN, int kNumWarps,
+          int kNumStages, int kPaged>
+__device__ void varlen_masked_attention(const FpVarlenAttentionParams &params) {
+  static_assert(IsSame<Element, __nv_bfloat16>::value || IsSame<Element, __half>::value,
+                "varlen_masked_attention: Element must be __nv_bfloat16 or __half");
+  static_assert(kHeadDim % 16 == 0 && kHeadDim >= 16 && kHeadDim <= 256,
+                "varlen_masked_attention: head dim must be a multiple of 16 in [16, 256]");
+  static_assert(kBlockSize % kBlockM == 0 && kBlockSize % kBlockN == 0,
+                "varlen_masked_attention: kBlockM and kBlockN must divide kBlockSize");
+  static_assert(kBlockM % (16 * kNumWarps) == 0 && kBlockN % 16 == 0,
+                "varlen_masked_attention: each warp needs a whole number of 16-row tiles");
+  static_assert(kNumStages >= 2 && kNumStages <= 8, "varlen_masked_attention: 2..8 stages");
+  using Traits = AttentionTraits<Element, kHeadDim, kBlockSize, kBlockM, kBlockN, kNumWarps,
+                                 kNumStages, 80>;
+
+  const int seq = blockIdx.z;
+  VarlenSequence s;
+  if (!load_varlen_sequence(params.seqs, seq, s))
+    return;
+  const int row_begin = (static_cast<int>(gridDim.x) - 1 - static_cast<int>(blockIdx.x)) * kBlockM;
+  if (row_begin >= s.q_len)
+    return;
+  const int head = blockIdx.y;
+  const int qblock = row_begin / kBlockSize;
+  const fp_i64 mask_row =
+      static_cast<fp_i64>(varlen_mask_row<kBlockSize>(s.q_start, seq, qblock)) *
+          params.num_q_heads +
+      head;
+  // A hand-made mask may hold any count: never read past the row.
+  const int count = const_min(const_max(params.counts[mask_row], 0), params.max_key_blocks);
+
+  if (threadIdx.x == 0) {
+    VarlenCtaShared &cta = varlen_cta_shared();
+    cta.seq = seq;
+    cta.kv_head = head / (params.num_q_heads / params.num_kv_heads);
+    cta.q_start = s.q_start;
+    cta.k_start = s.k_start;
+    cta.k_len = s.k_len;
+  }
+  __syncthreads();
+
+  VarlenAttentionWork<Element, kPaged ? kPagedKeys : kPackedKeys> w;
+  w.head = head;
+  w.row_begin = row_begin;
+  w.row_end = const_min(row_begin + kBlockM, s.q_len);
+  w.block_ids = params.ids + mask_row * params.max_key_blocks;
+  w.scale_log2 = params.scale * kLog2e;
+  w.prefix_len = s.prefix;
+
+  // As in masked_attention: the last kept block is cut after the last
+  // sub-tile holding a key at or before the position of the CTA's last row.
+  constexpr int kSub = kBlockSize / kBlockN;
+  int num_tiles = 0;
+  if (count > 0) {
+    const int last = w.block_ids[count - 1];
+    const int visible = s.prefix + w.row_end - 1 - last * kBlockSize + 1;
+    const int last_tiles = visible <= 0 ? 0 : const_min(kSub, ceil_div(visible, kBlockN));
+    num_tiles = (count - 1) * kSub + last_tiles;
+  }
+  w.num_tiles = num_tiles;
+
+  Traits::Mainloop::run(params, w);
+}
+
 } // namespace dev
 } // namespace fp
 

@@ -25,6 +25,13 @@
  *   pattern_discovery:  grid (nb, h_q, b)           one CTA per query block.
  *   masked_attention:   grid (ceil(s_q / BLOCK_M), h_q, b).
  *
+ * Varlen (engine shapes, docs/semantics.md section 2): b sequences packed in
+ * one call, K/V packed or paged; see FpVarlenSequences. Grids come from the
+ * host-side maxima, and CTAs past their own sequence's length exit:
+ *   varlen_block_pool:        grid (ceil(max_seqlen_k / B), h_kv, b).
+ *   varlen_pattern_discovery: grid (ceil(max_seqlen_q / B), h_q, b).
+ *   varlen_masked_attention:  grid (ceil(max_seqlen_q / BLOCK_M), h_q, b).
+ *
  *===----------------------------------------------------------------------===*/
 #ifndef FP_DEVICE_PARAMS_H
 #define FP_DEVICE_PARAMS_H
@@ -43,7 +50,7 @@ typedef uint64_t fp_u64;
 #endif
 
 /* Bumped whenever a struct below changes layout; part of the cache key. */
-#define FP_PARAMS_ABI_VERSION 2
+#define FP_PARAMS_ABI_VERSION 3
 
 /* A CUDA tensor map (CUtensorMap: 128 opaque bytes, 128-byte aligned as in CUDA 13),
  * encoded by the host with cuTensorMapEncodeTiled and read by TMA. Declared
@@ -112,5 +119,77 @@ typedef struct FpAttentionParams {
   fp_i32 batch, seq_q, seq_k, num_q_heads, num_kv_heads, num_blocks;
   float scale;
 } FpAttentionParams;
+
+/* The sequences of a varlen call. Sequence i has q rows
+ * [cu_seqlens_q[i], cu_seqlens_q[i+1]) of the packed q [total_q, h_q, d] and
+ * k_len_i >= q_len_i keys, its queries being its last q_len_i positions
+ * (prefix p_i = k_len_i - q_len_i). K/V are packed, rows
+ * [cu_seqlens_k[i], cu_seqlens_k[i+1]) of [total_k, h_kv, d]
+ * (page_table null), or paged, [num_pages, page_size, h_kv, d] with key t in
+ * page page_table[i * max_pages + t / page_size], slot t % page_size, and
+ * k_len_i = k_lens[i]. All lengths are device data: every kernel checks its
+ * sequence against the host-side bounds here and skips it when they do not
+ * hold (fp/varlen.cuh). */
+typedef struct FpVarlenSequences {
+  const fp_i32 *cu_seqlens_q; /* [b+1] */
+  const fp_i32 *cu_seqlens_k; /* [b+1], packed K/V only */
+  const fp_i32 *page_table;   /* [b, max_pages], paged K/V only */
+  const fp_i32 *k_lens;       /* [b], paged K/V only */
+  const fp_i32 *apply_last_n; /* optional [b]: nonzero = last_n applies; null = all */
+  fp_i32 batch;
+  fp_i32 total_q;             /* rows of q and out */
+  fp_i32 total_k;             /* packed: rows of k and v */
+  fp_i32 num_pages;           /* paged: pages of k and v */
+  fp_i32 max_pages;           /* paged: columns of page_table */
+  fp_i32 page_size_log2;      /* paged: log2(page size), 0..8 */
+  fp_i32 max_seqlen_q, max_seqlen_k;
+} FpVarlenSequences;
+
+/* Mean of each key block of each sequence into kbar
+ * [b, h_kv, max_key_blocks, d] (contiguous, input dtype); blocks past a
+ * sequence's k_len are not written. Strides of K in elements: page (paged;
+ * unused when packed), row (slot), head. */
+typedef struct FpVarlenPoolParams {
+  FpVarlenSequences seqs;
+  const void *k;
+  void *kbar;
+  fp_i64 k_page_stride, k_seq_stride, k_head_stride;
+  fp_i32 num_kv_heads, max_key_blocks;
+} FpVarlenPoolParams;
+
+/* Discovery of a varlen call into the compact mask (fp_varlen_mask_t):
+ * query block I of sequence i is mask row floor(cu_seqlens_q[i] / B) + i + I;
+ * counts [num_rows, h_q], ids [num_rows, h_q, max_key_blocks] ascending
+ * absolute key-block ids. */
+typedef struct FpVarlenDiscoveryParams {
+  FpVarlenSequences seqs;
+  const void *q;
+  const void *kbar;
+  fp_i32 *counts;
+  fp_i32 *ids;
+  fp_u64 *kept_counter; /* optional: atomically += kept blocks */
+  fp_i64 q_seq_stride, q_head_stride;
+  fp_i32 num_q_heads, num_kv_heads, max_key_blocks;
+  float scale, alpha;
+  fp_i32 sink, window, last_n, min_budget, threshold_kind;
+} FpVarlenDiscoveryParams;
+
+/* Attention of a varlen call over the kept blocks of the compact mask, with
+ * the bottom-right causal mask (local row r sees keys <= p_i + r).
+ * o [total_q, h_q, d]; lse optional [h_q, total_q]. */
+typedef struct FpVarlenAttentionParams {
+  FpVarlenSequences seqs;
+  const void *q, *k, *v;
+  void *o;
+  float *lse;
+  const fp_i32 *counts;
+  const fp_i32 *ids;
+  fp_i64 q_seq_stride, q_head_stride;
+  fp_i64 k_page_stride, k_seq_stride, k_head_stride;
+  fp_i64 v_page_stride, v_seq_stride, v_head_stride;
+  fp_i64 o_seq_stride, o_head_stride;
+  fp_i32 num_q_heads, num_kv_heads, max_key_blocks;
+  float scale;
+} FpVarlenAttentionParams;
 
 #endif /* FP_DEVICE_PARAMS_H */

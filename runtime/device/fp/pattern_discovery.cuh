@@ -36,6 +36,7 @@
 
 #include "fp/arch/mma_sm80.cuh"
 #include "fp/common.cuh"
+#include "fp/varlen.cuh"
 
 namespace fp {
 namespace dev {
@@ -129,12 +130,125 @@ FP_DEVICE float kth_largest(const float *scores, int n, int k, IsCandidate is_ca
 
 } // namespace detail
 
-/// Scores, thresholds and compacts the key blocks of one query block.
-/// Launch: grid (num_blocks, h_q, b), 32 * kNumWarps threads,
-/// DiscoveryTraits<...>::kSmemBaseBytes + kSmemPerKeyBlockBytes * num_blocks
-/// dynamic shared memory.
-template <typename Element, int kHeadDim, int kBlockSize, int kKeyChunk, int kNumWarps>
-__device__ void pattern_discovery(const FpDiscoveryParams &params) {
+/// One discovery CTA's query block, resolved from its grid position by a
+/// problem policy (DenseDiscovery, VarlenDiscovery). Positions are absolute
+/// key positions: with s_q == s_k a row's position is its index; in a varlen
+/// call local row r of a sequence with prefix p is position p + r.
+template <typename Element> struct DiscoveryCta {
+  int qblock;     ///< query block I (local to the sequence)
+  int kv_head;
+  int last_block; ///< J(I): the highest key block any row of I sees (I when s_q == s_k)
+  int first_pos;  ///< position of I's first row
+  int num_rows;   ///< valid rows of I
+  int k_len;      ///< keys of the sequence (key block j ends at min((j+1)B, k_len))
+  bool dense_tail;      ///< I is among the last last_n query blocks (and last_n applies)
+  const Element *rows;  ///< I's first query row (full queries) or qbar_I (pooled)
+  fp_i64 row_stride;    ///< between query rows
+  const Element *kbar;  ///< pooled key block 0 of the kv head
+  fp_i32 *count;        ///< this mask row's count
+  fp_i32 *ids;          ///< this mask row's ids
+  float *debug_scores;  ///< optional row of normalised scores (dense only)
+  int row_len;          ///< mask row length: nb, or max_key_blocks (sizes shared memory)
+};
+
+/// Discovery of s_q == s_k prefill (FpDiscoveryParams): grid (nb, h_q, b),
+/// padded-rows mask [b, h_q, nb(, nb)].
+struct DenseDiscovery {
+  using Params = FpDiscoveryParams;
+
+  FP_DEVICE static bool pooled(const Params &p) {
+    return p.score_query == FP_SCORE_POOLED_QUERIES;
+  }
+
+  template <typename Element, int kHeadDim, int kBlockSize>
+  FP_DEVICE static bool locate(const Params &p, uint3 block, DiscoveryCta<Element> &c) {
+    const int nb = p.num_blocks;
+    // Heavy (late) query blocks first, as in masked_attention.
+    const int qb = static_cast<int>(gridDim.x) - 1 - static_cast<int>(block.x);
+    const int head = block.y;
+    const int batch = block.z;
+    const fp_i64 mask_row = (static_cast<fp_i64>(batch) * p.num_q_heads + head) * nb + qb;
+    const int row0 = qb * kBlockSize;
+    c.qblock = qb;
+    c.kv_head = head / (p.num_q_heads / p.num_kv_heads);
+    c.last_block = qb;
+    c.first_pos = row0;
+    c.num_rows = const_min(row0 + kBlockSize, p.seq_q) - row0;
+    c.k_len = p.seq_q;
+    c.dense_tail = qb >= nb - p.last_n;
+    if (pooled(p)) {
+      c.rows = static_cast<const Element *>(p.qbar) + mask_row * kHeadDim;
+      c.row_stride = kHeadDim;
+    } else {
+      c.rows = static_cast<const Element *>(p.q) + batch * p.q_batch_stride +
+               head * p.q_head_stride + row0 * p.q_seq_stride;
+      c.row_stride = p.q_seq_stride;
+    }
+    c.kbar = static_cast<const Element *>(p.kbar) +
+             (static_cast<fp_i64>(batch) * p.num_kv_heads + c.kv_head) * nb * kHeadDim;
+    c.count = p.counts + mask_row;
+    c.ids = p.ids + mask_row * nb;
+    c.debug_scores = p.debug_scores == nullptr ? nullptr : p.debug_scores + mask_row * nb;
+    c.row_len = nb;
+    return true;
+  }
+};
+
+/// Discovery of a varlen call (FpVarlenDiscoveryParams): grid
+/// (ceil(max_seqlen_q / B), h_q, b); a CTA past its sequence's query blocks,
+/// or of a sequence whose lengths break the bounds, has nothing to do.
+/// Candidates are the key blocks j <= J(I) = (p + last row of I) / B;
+/// window and last_n count from J(I) and from the sequence's own query
+/// blocks; the compact mask row is floor(cu_seqlens_q[i] / B) + i + I.
+struct VarlenDiscovery {
+  using Params = FpVarlenDiscoveryParams;
+
+  FP_DEVICE static bool pooled(const Params &) { return false; }
+
+  template <typename Element, int kHeadDim, int kBlockSize>
+  FP_DEVICE static bool locate(const Params &p, uint3 block, DiscoveryCta<Element> &c) {
+    const int seq = block.z;
+    VarlenSequence s;
+    if (!load_varlen_sequence(p.seqs, seq, s))
+      return false;
+    const int qb = static_cast<int>(gridDim.x) - 1 - static_cast<int>(block.x);
+    const int row0 = qb * kBlockSize;
+    if (row0 >= s.q_len)
+      return false;
+    const int head = block.y;
+    const int num_rows = const_min(kBlockSize, s.q_len - row0);
+    const int num_qblocks = (s.q_len + kBlockSize - 1) / kBlockSize;
+    const bool last_n_applies = p.seqs.apply_last_n == nullptr || p.seqs.apply_last_n[seq] != 0;
+    const int max_key_blocks = p.max_key_blocks;
+    const fp_i64 mask_row =
+        static_cast<fp_i64>(varlen_mask_row<kBlockSize>(s.q_start, seq, qb)) * p.num_q_heads +
+        head;
+    c.qblock = qb;
+    c.kv_head = head / (p.num_q_heads / p.num_kv_heads);
+    c.first_pos = s.prefix + row0;
+    c.last_block = (c.first_pos + num_rows - 1) / kBlockSize;
+    c.num_rows = num_rows;
+    c.k_len = s.k_len;
+    c.dense_tail = last_n_applies && qb >= num_qblocks - p.last_n;
+    c.rows = static_cast<const Element *>(p.q) +
+             static_cast<fp_i64>(s.q_start + row0) * p.q_seq_stride + head * p.q_head_stride;
+    c.row_stride = p.q_seq_stride;
+    c.kbar = static_cast<const Element *>(p.kbar) +
+             (static_cast<fp_i64>(seq) * p.num_kv_heads + c.kv_head) * max_key_blocks * kHeadDim;
+    c.count = p.counts + mask_row;
+    c.ids = p.ids + mask_row * max_key_blocks;
+    c.debug_scores = nullptr;
+    c.row_len = max_key_blocks;
+    return true;
+  }
+};
+
+/// Scores, thresholds and compacts the key blocks of one query block; the
+/// Problem policy says which query block, where its rows, pooled keys and
+/// mask row are, and which key blocks it may see.
+template <typename Element, int kHeadDim, int kBlockSize, int kKeyChunk, int kNumWarps,
+          typename Problem>
+FP_DEVICE void discover_blocks(const typename Problem::Params &params) {
   static_assert(IsSame<Element, __nv_bfloat16>::value || IsSame<Element, __half>::value,
                 "pattern_discovery: Element must be __nv_bfloat16 or __half");
   static_assert(kHeadDim % 16 == 0 && kHeadDim >= 16 && kHeadDim <= 256,
@@ -156,27 +270,20 @@ __device__ void pattern_discovery(const FpDiscoveryParams &params) {
   using QTile = SwizzledTile<kBlockSize, kHeadDim>;
   using KTile = SwizzledTile<kKeyChunk, kHeadDim>;
 
-  const int nb = params.num_blocks;
-  // Heavy (late) query blocks first, as in masked_attention.
-  const int qb = gridDim.x - 1 - blockIdx.x;
-  const int head = blockIdx.y;
-  const int batch = blockIdx.z;
-  const int seq = params.seq_q;
-  const int kv_head = head / (params.num_q_heads / params.num_kv_heads);
-  const fp_i64 mask_row = (static_cast<fp_i64>(batch) * params.num_q_heads + head) * nb + qb;
-  fp_i32 *ids_out = params.ids + mask_row * nb;
-  const int num_scored = qb + 1; // key blocks 0..I
+  DiscoveryCta<Element> cta;
+  if (!Problem::template locate<Element, kHeadDim, kBlockSize>(params, blockIdx, cta))
+    return;
+  const int num_scored = cta.last_block + 1; // key blocks 0..J(I)
 
-  // Every block forced (dense tail, or sink and window cover 0..I), or
+  // Every block forced (dense tail, or sink and window cover 0..J), or
   // alpha <= 0 (the threshold is then <= min score): all kept, no scoring
   // needed unless the caller wants the scores.
-  const bool dense_tail = qb >= nb - params.last_n;
-  const bool all_forced = dense_tail || params.sink + params.window >= num_scored;
-  if ((all_forced || params.alpha <= 0.f) && params.debug_scores == nullptr) {
+  const bool all_forced = cta.dense_tail || params.sink + params.window >= num_scored;
+  if ((all_forced || params.alpha <= 0.f) && cta.debug_scores == nullptr) {
     for (int j = threadIdx.x; j < num_scored; j += kNumThreads)
-      ids_out[j] = j;
+      cta.ids[j] = j;
     if (threadIdx.x == 0) {
-      params.counts[mask_row] = num_scored;
+      *cta.count = num_scored;
       if (params.kept_counter != nullptr)
         atomicAdd(reinterpret_cast<unsigned long long *>(params.kept_counter),
                   static_cast<unsigned long long>(num_scored));
@@ -192,32 +299,23 @@ __device__ void pattern_discovery(const FpDiscoveryParams &params) {
   int *s_hist = reinterpret_cast<int *>(smem + Traits::kHistOffset);
   int *s_misc = reinterpret_cast<int *>(smem + Traits::kMiscOffset);
   float *s_score = reinterpret_cast<float *>(smem + Traits::kSmemBaseBytes);
-  float *s_chunk_max = s_score + nb;
+  // row_len slots of scores (J < row_len), then one max per key chunk.
+  float *s_chunk_max = s_score + cta.row_len;
 
   // Probe rows. Full queries: the valid rows of block I. Pooled queries: one
   // row, qbar_I, positioned at block I's last valid row.
-  const bool pooled = params.score_query == FP_SCORE_POOLED_QUERIES;
-  const int row0 = qb * kBlockSize;
-  const int last_row = const_min(row0 + kBlockSize, seq) - 1;
-  const int num_probes = pooled ? 1 : last_row - row0 + 1;
-  const Element *probe_base;
-  fp_i64 probe_stride;
-  if (pooled) {
-    probe_base = static_cast<const Element *>(params.qbar) + mask_row * kHeadDim;
-    probe_stride = kHeadDim;
-  } else {
-    probe_base = static_cast<const Element *>(params.q) + batch * params.q_batch_stride +
-                 head * params.q_head_stride + row0 * params.q_seq_stride;
-    probe_stride = params.q_seq_stride;
-  }
-  const Element *kbar = static_cast<const Element *>(params.kbar) +
-                        (static_cast<fp_i64>(batch) * params.num_kv_heads + kv_head) * nb * kHeadDim;
+  const bool pooled = Problem::pooled(params);
+  const int num_probes = pooled ? 1 : cta.num_rows;
+  // Absolute position of I's last valid row: it sees every candidate.
+  const int last_pos = cta.first_pos + cta.num_rows - 1;
+  const int k_len = cta.k_len;
 
   // Query tile; rows >= num_probes are zero and never counted.
-  sm80::cp_async_tile<kBlockSize, kHeadDim, kNumThreads>(s_q, probe_base, probe_stride, 0,
+  sm80::cp_async_tile<kBlockSize, kHeadDim, kNumThreads>(s_q, cta.rows, cta.row_stride, 0,
                                                          num_probes);
   sm80::cp_async_commit();
-  // kbar rows of chunk c; blocks > I are zero-filled (and masked anyway).
+  // kbar rows of chunk c; blocks > J are zero-filled (and masked anyway).
+  const Element *kbar = cta.kbar;
   auto load_chunk = [&](int chunk, int buf) {
     sm80::cp_async_tile<kKeyChunk, kHeadDim, kNumThreads>(s_kbar + buf * Traits::kChunkBytes, kbar,
                                                           kHeadDim, chunk * kKeyChunk, num_scored);
@@ -229,9 +327,13 @@ __device__ void pattern_discovery(const FpDiscoveryParams &params) {
   const int lane = threadIdx.x % 32;
   const int quad_row = lane / 4, quad_col = lane % 4;
   const float scale_log2 = params.scale * kLog2e;
-  const int num_chunks = qb / kKeyChunk + 1;
-  // First position that sees the diagonal block (its last valid token).
-  const int diag_start = last_row;
+  const int last_block = cta.last_block;
+  const int num_chunks = last_block / kKeyChunk + 1;
+  // Key blocks below this one end at or before I's first row: every row
+  // sees them, so only chunks that reach it need the per-row test (with
+  // s_q == s_k: the last chunk, which holds the diagonal).
+  const int first_partial = (cta.first_pos + 1) / kBlockSize;
+  const int first_pos = cta.first_pos;
 
   const LaneOffsets<QTile, false> q_off(warp * kWarpRows + (lane & 15), lane >> 4);
   const LaneOffsets<KTile, false> k_off((lane & 7) + ((lane >> 4) << 3), (lane >> 3) & 1);
@@ -274,8 +376,9 @@ __device__ void pattern_discovery(const FpDiscoveryParams &params) {
       }
     }
 
-    // Visibility: probe row r valid, j <= I, and for the diagonal j == I
-    // only the position that sees its last token. Invisible -> -inf.
+    // Visibility: probe row r valid, j <= J, and the row's position at or
+    // past block j's last key (with s_q == s_k: the diagonal j == I only
+    // for I's last row). Invisible -> -inf.
     float local_max = neg_inf();
 #pragma unroll
     for (int mt = 0; mt < kMTiles; ++mt)
@@ -285,12 +388,14 @@ __device__ void pattern_discovery(const FpDiscoveryParams &params) {
         for (int i = 0; i < 4; ++i) {
           const int r = warp * kWarpRows + mt * 16 + quad_row + (i >> 1) * 8;
           bool visible = r < num_probes;
-          // Only the last chunk holds blocks >= I; earlier ones need the row
-          // test alone, which keeps this loop off the GEMM's critical path.
-          if (chunk == num_chunks - 1) {
+          // Only chunks that reach first_partial hold blocks some row cannot
+          // see; earlier ones need the row test alone, which keeps this loop
+          // off the GEMM's critical path.
+          if ((chunk + 1) * kKeyChunk > first_partial) {
             const int j = chunk * kKeyChunk + nt * 8 + quad_col * 2 + (i & 1);
-            const int pos = pooled ? last_row : row0 + r;
-            visible = visible && j <= qb && (j < qb || pos >= diag_start);
+            const int pos = pooled ? last_pos : first_pos + r;
+            const int last_key = const_min((j + 1) * kBlockSize, k_len) - 1;
+            visible = visible && j <= last_block && last_key <= pos;
           }
           const float v = visible ? acc[mt][nt][i] * scale_log2 : neg_inf();
           acc[mt][nt][i] = v;
@@ -359,12 +464,12 @@ __device__ void pattern_discovery(const FpDiscoveryParams &params) {
   // Threshold and compaction. The grid coordinates and the mask-row
   // addresses are rebuilt here rather than kept alive across the scoring
   // loop (ptxas otherwise spills them to reach its occupancy target).
-  const uint3 cta = opaque_block_index();
-  const int qb_t = gridDim.x - 1 - static_cast<int>(cta.x);
-  const fp_i64 row_t = (static_cast<fp_i64>(cta.z) * params.num_q_heads + cta.y) * nb + qb_t;
-  fp_i32 *ids_row = params.ids + row_t * nb;
-  const int scored_t = qb_t + 1;
-  const bool dense_t = qb_t >= nb - params.last_n;
+  DiscoveryCta<Element> tail;
+  Problem::template locate<Element, kHeadDim, kBlockSize>(params, opaque_block_index(), tail);
+  fp_i32 *ids_row = tail.ids;
+  const int last_t = tail.last_block;
+  const int scored_t = last_t + 1;
+  const bool dense_t = tail.dense_tail;
 
   // Rescale each chunk's energies to the final max, normalise.
   float part_sum = 0.f;
@@ -391,7 +496,7 @@ __device__ void pattern_discovery(const FpDiscoveryParams &params) {
                               : alpha * score_max;
 
   auto forced = [&](int j) {
-    return j < params.sink || qb_t - j < params.window || dense_t;
+    return j < params.sink || last_t - j < params.window || dense_t;
   };
   // min_budget: the k-th largest non-forced score joins the threshold. With
   // k or fewer candidates every candidate is kept (budget 0.0 passes all).
@@ -438,16 +543,33 @@ __device__ void pattern_discovery(const FpDiscoveryParams &params) {
     __syncthreads();
   }
   if (threadIdx.x == 0) {
-    params.counts[row_t] = written;
+    *tail.count = written;
     if (params.kept_counter != nullptr)
       atomicAdd(reinterpret_cast<unsigned long long *>(params.kept_counter),
                 static_cast<unsigned long long>(written));
   }
-  if (params.debug_scores != nullptr) {
-    float *dbg = params.debug_scores + row_t * nb;
-    for (int j = threadIdx.x; j < nb; j += kNumThreads)
-      dbg[j] = j < scored_t ? s_score[j] : 0.f;
+  if (tail.debug_scores != nullptr) {
+    for (int j = threadIdx.x; j < tail.row_len; j += kNumThreads)
+      tail.debug_scores[j] = j < scored_t ? s_score[j] : 0.f;
   }
+}
+
+/// Scores, thresholds and compacts the key blocks of one query block.
+/// Launch: grid (num_blocks, h_q, b), 32 * kNumWarps threads,
+/// DiscoveryTraits<...>::kSmemBaseBytes + kSmemPerKeyBlockBytes * num_blocks
+/// dynamic shared memory.
+template <typename Element, int kHeadDim, int kBlockSize, int kKeyChunk, int kNumWarps>
+__device__ void pattern_discovery(const FpDiscoveryParams &params) {
+  discover_blocks<Element, kHeadDim, kBlockSize, kKeyChunk, kNumWarps, DenseDiscovery>(params);
+}
+
+/// Varlen discovery (docs/semantics.md section 2) into the compact mask.
+/// Launch: grid (ceil(max_seqlen_q / B), h_q, b), 32 * kNumWarps threads,
+/// kSmemBaseBytes + kSmemPerKeyBlockBytes * max_key_blocks dynamic shared
+/// memory.
+template <typename Element, int kHeadDim, int kBlockSize, int kKeyChunk, int kNumWarps>
+__device__ void varlen_pattern_discovery(const FpVarlenDiscoveryParams &params) {
+  discover_blocks<Element, kHeadDim, kBlockSize, kKeyChunk, kNumWarps, VarlenDiscovery>(params);
 }
 
 } // namespace dev

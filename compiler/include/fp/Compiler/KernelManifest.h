@@ -15,9 +15,14 @@
 //   struct <name> size=<bytes> <field>:<offset>:<bytes> ...
 //
 // Grid rules: "blocks,heads,batch" (one CTA per block per head),
-// "blocks,q_heads,batch", "q_tiles:<M>,q_heads,batch" (ceil(s_q / M) CTAs).
-// Dynamic shared memory = smem_base + smem_per_key_block * nb. Roles:
-// pool_keys, pool_queries, discovery, attention.
+// "blocks,q_heads,batch", "q_tiles:<M>,q_heads,batch" (ceil(s_q / M) CTAs);
+// varlen kernels size their grids from the host-side maxima:
+// "key_blocks,kv_heads,batch" (ceil(max_seqlen_k / B)), "q_blocks,q_heads,batch"
+// (ceil(max_seqlen_q / B)), "q_tiles:<M>,q_heads,batch" (ceil(max_seqlen_q / M)).
+// Dynamic shared memory = smem_base + smem_per_key_block * nb (varlen:
+// * max_key_blocks). Roles: pool_keys, pool_queries, discovery, attention,
+// varlen_pool_keys, varlen_discovery, varlen_attention_packed,
+// varlen_attention_paged.
 //
 //===----------------------------------------------------------------------===//
 #ifndef FP_COMPILER_KERNELMANIFEST_H

@@ -18,6 +18,10 @@ def FPExpandPrefill : Pass<"fp-expand-prefill", "::mlir::ModuleOp"> {
     section 1, carrying block size, threshold, query kind, causal flag and
     scale over.
     With `query_kind = pooled` the queries are pooled too.
+    Every `fp.prefill_varlen` (docs/semantics.md section 2) becomes
+    `fp.varlen_block_pool`, `fp.varlen_pattern_discovery` (already fused:
+    varlen scoring has no unfused form) and `fp.varlen_masked_attention`,
+    each taking the sequence operands.
 
     Before:
     ```mlir
@@ -66,7 +70,11 @@ def FPSelectTiles : Pass<"fp-select-tiles", "::mlir::ModuleOp"> {
     rejects with a named diagnostic what verifies but cannot be built:
     non-causal or `s_q != s_k`, unsupported head dims or block sizes,
     unfused scoring, shared memory beyond the arch limit. Tiles already
-    present (from a tuning database) are validated, not replaced.
+    present (from a tuning database) are validated, not replaced. The varlen
+    ops get the mma.sync (sm_80-path) default tiles on every arch: on sm_90a
+    the varlen kernels run the mma.sync mainloop for now (no wgmma/TMA
+    varlen kernel yet), and tuning databases and forced tiles, measured for
+    the s_q == s_k kernels, do not apply to them.
 
     Before:
     ```mlir

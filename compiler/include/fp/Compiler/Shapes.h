@@ -21,6 +21,17 @@ struct MaskTypes {
 };
 MaskTypes maskTypes(RankedTensorType q, int64_t blockSize);
 
+/// Varlen (docs/semantics.md section 2): pooled keys `[b, h_kv,
+/// max_key_blocks, d]` of K/V `k` (packed rank 3 or paged rank 4), b from
+/// `cuSeqlensQ [b + 1]`; the compact mask `counts [num_rows, h_q]`,
+/// `ids [num_rows, h_q, max_key_blocks]` of queries `q [total_q, h_q, d]`.
+RankedTensorType varlenPooledType(RankedTensorType k,
+                                  RankedTensorType cuSeqlensQ);
+struct VarlenMaskTypes {
+  RankedTensorType counts, ids;
+};
+VarlenMaskTypes varlenMaskTypes(RankedTensorType q);
+
 } // namespace mlir::fp
 
 #endif // FP_COMPILER_SHAPES_H

@@ -24,6 +24,15 @@ def FP_Dialect : Dialect {
     `[b, h_q, nb, nb]`, mask counts `[b, h_q, nb]` and ids `[b, h_q, nb, nb]`,
     log-sum-exp `[b, h_q, s_q]`. Batch, lengths and `nb` are dynamic (`?`);
     heads and head dim are static because kernels are specialized on them.
+
+    Engine shapes (docs/semantics.md section 2): `fp.prefill_varlen` and its
+    steps `fp.varlen_block_pool`, `fp.varlen_pattern_discovery`,
+    `fp.varlen_masked_attention` take packed queries `[total_q, h_q, d]`,
+    K/V packed `[total_k, h_kv, d]` or paged `[num_pages, page_size, h_kv,
+    d]` (s_k apart from s_q: each sequence has its own q_len <= k_len), and
+    trailing sequence operands (cu_seqlens_q with cu_seqlens_k, or with
+    page_table and k_lens); the compact mask is `counts [num_rows, h_q]`,
+    `ids [num_rows, h_q, max_key_blocks]`, the LSE `[h_q, total_q]`.
   }];
   let cppNamespace = "::mlir::fp";
   let useDefaultAttributePrinterParser = 1;

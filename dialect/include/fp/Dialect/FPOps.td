@@ -207,4 +207,142 @@ def FP_MaskedAttentionOp : FP_Op<"masked_attention", [Pure]> {
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// Engine shapes (docs/semantics.md section 2): varlen ops
+//===----------------------------------------------------------------------===//
+
+// The trailing `sequences` operands of every varlen op say where each
+// sequence of the packed batch lives, and the rank of `k` says the K/V
+// layout:
+//   packed K/V, k `[total_k, h_kv, d]`:
+//     cu_seqlens_q `[b+1]`, cu_seqlens_k `[b+1]`
+//   paged K/V, k `[num_pages, page_size, h_kv, d]`:
+//     cu_seqlens_q `[b+1]`, page_table `[b, max_pages]`, k_lens `[b]`
+// all i32, device data read by the kernels (the compiler never sees the
+// lengths; the host passes maxima that size grids and workspaces).
+
+def FP_PrefillVarlenOp : FP_Op<"prefill_varlen", [Pure]> {
+  let summary = "block-sparse prefill of packed sequences after cached prefixes";
+  let description = [{
+    The whole operator for engine shapes (docs/semantics.md section 2): b
+    sequences packed along the rows of `q [total_q, h_q, d]`; sequence i has
+    `q_len_i` queries, its last positions, and `k_len_i >= q_len_i` keys
+    (prefix `p_i = k_len_i - q_len_i`, causal diagonal at the bottom right),
+    packed `[total_k, h_kv, d]` or paged `[num_pages, page_size, h_kv, d]`
+    (page size a power of two in [1, 256]). Query blocks are local to each
+    sequence, key blocks absolute. Returns the output `[total_q, h_q, d]` and
+    the log-sum-exp `[h_q, total_q]`. `fp-expand-prefill` rewrites it into
+    `fp.varlen_block_pool`, `fp.varlen_pattern_discovery` and
+    `fp.varlen_masked_attention`.
+
+    ```mlir
+    %out, %lse = fp.prefill_varlen %q, %k, %v, %cu_q, %cu_k {threshold = #fp.threshold<>}
+      : (tensor<?x32x128xbf16>, tensor<?x8x128xbf16>, tensor<?x8x128xbf16>,
+         tensor<?xi32>, tensor<?xi32>) -> (tensor<?x32x128xbf16>, tensor<32x?xf32>)
+    %out, %lse = fp.prefill_varlen %q, %kc, %vc, %cu_q, %pages, %k_lens {threshold = #fp.threshold<>}
+      : (tensor<?x32x128xbf16>, tensor<?x16x8x128xbf16>, tensor<?x16x8x128xbf16>,
+         tensor<?xi32>, tensor<?x?xi32>, tensor<?xi32>)
+        -> (tensor<?x32x128xbf16>, tensor<32x?xf32>)
+    ```
+  }];
+  let arguments = (ins FP_Tensor:$q, FP_Tensor:$k, FP_Tensor:$v,
+      Variadic<FP_Tensor>:$sequences,
+      FP_BlockSizeAttr:$block_size,
+      FP_ThresholdAttr:$threshold,
+      DefaultValuedAttr<BoolAttr, "true">:$causal,
+      OptionalAttr<F32Attr>:$scale);
+  let results = (outs FP_Tensor:$out, FP_Tensor:$lse);
+  let assemblyFormat = [{
+    $q `,` $k `,` $v `,` $sequences attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def FP_VarlenBlockPoolOp : FP_Op<"varlen_block_pool", [Pure]> {
+  let summary = "mean of every key block of every sequence, per kv head";
+  let description = [{
+    `kbar[i, h, j]` is the mean of sequence i's keys `[jB, min((j+1)B,
+    k_len_i))` (fp32 sum, stored in the input dtype), packed or paged; the
+    result is `[b, h_kv, max_key_blocks, d]` with `max_key_blocks =
+    ceil(max_seqlen_k / B)`; blocks past a sequence's keys are not written.
+
+    ```mlir
+    %kbar = fp.varlen_block_pool %k, %cu_q, %cu_k
+      : (tensor<?x8x128xbf16>, tensor<?xi32>, tensor<?xi32>) -> tensor<?x8x?x128xbf16>
+    ```
+  }];
+  let arguments = (ins FP_Tensor:$k, Variadic<FP_Tensor>:$sequences,
+                       FP_BlockSizeAttr:$block_size,
+                       OptionalAttr<FP_PoolTileAttr>:$tile);
+  let results = (outs FP_Tensor:$pooled);
+  let assemblyFormat = [{
+    $k `,` $sequences attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def FP_VarlenPatternDiscoveryOp : FP_Op<"varlen_pattern_discovery", [Pure]> {
+  let summary = "fused scoring and selection of a varlen call into the compact mask";
+  let description = [{
+    Per sequence i, query head and local query block I: scores the key
+    blocks `j <= J(I) = (p_i + last row of I) div B`, row r taking part for
+    block j iff block j's last key is at a position `<= p_i + r`; forced
+    blocks are `j < sink`, `J(I) - j < window` and, where last_n applies to
+    the sequence, the last `last_n` query blocks of the sequence. There is
+    no unfused form: scores never leave the kernel. The compact mask:
+    `counts [num_rows, h_q]` and ascending absolute key-block `ids
+    [num_rows, h_q, max_key_blocks]`, query block I of sequence i in row
+    `floor(cu_seqlens_q[i] / B) + i + I`.
+
+    ```mlir
+    %counts, %ids = fp.varlen_pattern_discovery %q, %kbar, %cu_q, %cu_k {threshold = #fp.threshold<>}
+      : (tensor<?x32x128xbf16>, tensor<?x8x?x128xbf16>, tensor<?xi32>, tensor<?xi32>)
+        -> (tensor<?x32xi32>, tensor<?x32x?xi32>)
+    ```
+  }];
+  let arguments = (ins FP_Tensor:$query, FP_Tensor:$kbar,
+      Variadic<FP_Tensor>:$sequences,
+      FP_BlockSizeAttr:$block_size,
+      FP_ThresholdAttr:$threshold,
+      DefaultValuedAttr<BoolAttr, "true">:$causal,
+      OptionalAttr<F32Attr>:$scale,
+      OptionalAttr<FP_DiscoveryTileAttr>:$tile);
+  let results = (outs FP_Tensor:$counts, FP_Tensor:$ids);
+  let assemblyFormat = [{
+    $query `,` $kbar `,` $sequences attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def FP_VarlenMaskedAttentionOp : FP_Op<"varlen_masked_attention", [Pure]> {
+  let summary = "attention of a varlen call over the kept key blocks";
+  let description = [{
+    Online-softmax attention of every sequence's query rows over the keys of
+    its kept blocks (compact mask), local row r seeing the keys at positions
+    `<= p_i + r` (bottom-right causal mask, applied per token only in blocks
+    whose last key lies beyond `p_i + ` the first row of the tile). K/V
+    packed or paged, as `k`'s rank says.
+
+    ```mlir
+    %out, %lse = fp.varlen_masked_attention %q, %k, %v, %counts, %ids, %cu_q, %cu_k
+      : (tensor<?x32x128xbf16>, tensor<?x8x128xbf16>, tensor<?x8x128xbf16>,
+         tensor<?x32xi32>, tensor<?x32x?xi32>, tensor<?xi32>, tensor<?xi32>)
+        -> (tensor<?x32x128xbf16>, tensor<32x?xf32>)
+    ```
+  }];
+  let arguments = (ins FP_Tensor:$q, FP_Tensor:$k, FP_Tensor:$v,
+      FP_Tensor:$counts, FP_Tensor:$ids,
+      Variadic<FP_Tensor>:$sequences,
+      FP_BlockSizeAttr:$block_size,
+      DefaultValuedAttr<BoolAttr, "true">:$causal,
+      OptionalAttr<F32Attr>:$scale,
+      OptionalAttr<FP_AttentionTileAttr>:$tile);
+  let results = (outs FP_Tensor:$out, FP_Tensor:$lse);
+  let assemblyFormat = [{
+    $q `,` $k `,` $v `,` $counts `,` $ids `,` $sequences attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // FP_DIALECT_FPOPS_TD

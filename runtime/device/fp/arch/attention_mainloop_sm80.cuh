@@ -70,11 +70,14 @@ struct AttentionMainloopSm80 {
     sm80::cp_async_tile<kRows, kHeadDim, kNumThreads>(tile, base, row_stride, row0, row_limit);
   }
 
-  FP_DEVICE static int tile_key_start(const AttentionWork<Element> &w, int t) {
+  template <typename Work> FP_DEVICE static int tile_key_start(const Work &w, int t) {
     return w.block_ids[t / kSubTiles] * kBlockSize + (t % kSubTiles) * kBlockN;
   }
 
-  FP_DEVICE static void run(const FpAttentionParams &params, const AttentionWork<Element> &w) {
+  /// Params/Work: FpAttentionParams with AttentionWork (s_q == s_k), or
+  /// FpVarlenAttentionParams with VarlenAttentionWork (attention_work.cuh).
+  template <typename Params, typename Work>
+  FP_DEVICE static void run(const Params &params, const Work &w) {
     unsigned char *smem = dynamic_smem();
     unsigned char *s_q = smem;
     unsigned char *s_kv = smem + QTile::kBytes; // slot s: K at 2s, V at 2s + 1
@@ -91,17 +94,13 @@ struct AttentionMainloopSm80 {
     sm80::cp_async_commit();
 #pragma unroll
     for (int s = 0; s < kNumStages - 1; ++s) {
-      if (s < w.num_tiles) {
-        const int k0 = tile_key_start(w, s);
-        load_rows<kBlockN>(s_kv + (2 * s) * KVTile::kBytes, w.k(params), params.k_seq_stride, k0,
-                           params.seq_k);
-      }
+      if (s < w.num_tiles)
+        w.template load_k<kBlockN, kHeadDim, kNumThreads>(params, s_kv + (2 * s) * KVTile::kBytes,
+                                                          tile_key_start(w, s));
       sm80::cp_async_commit();
-      if (s < w.num_tiles) {
-        const int k0 = tile_key_start(w, s);
-        load_rows<kBlockN>(s_kv + (2 * s + 1) * KVTile::kBytes, w.v(params), params.v_seq_stride,
-                           k0, params.seq_k);
-      }
+      if (s < w.num_tiles)
+        w.template load_v<kBlockN, kHeadDim, kNumThreads>(
+            params, s_kv + (2 * s + 1) * KVTile::kBytes, tile_key_start(w, s));
       sm80::cp_async_commit();
     }
 
@@ -146,12 +145,12 @@ struct AttentionMainloopSm80 {
         if (slot_n >= kNumStages)
           slot_n -= kNumStages;
         if (tn < w.num_tiles)
-          load_rows<kBlockN>(s_kv + (2 * slot_n) * KVTile::kBytes, w.k(params), params.k_seq_stride,
-                             load_k0, params.seq_k);
+          w.template load_k<kBlockN, kHeadDim, kNumThreads>(
+              params, s_kv + (2 * slot_n) * KVTile::kBytes, load_k0);
         sm80::cp_async_commit();
         if (tn < w.num_tiles)
-          load_rows<kBlockN>(s_kv + (2 * slot_n + 1) * KVTile::kBytes, w.v(params),
-                             params.v_seq_stride, load_k0, params.seq_k);
+          w.template load_v<kBlockN, kHeadDim, kNumThreads>(
+              params, s_kv + (2 * slot_n + 1) * KVTile::kBytes, load_k0);
         sm80::cp_async_commit();
         load_k0 = tn + 1 < w.num_tiles ? tile_key_start(w, tn + 1) : 0;
       }
@@ -187,15 +186,18 @@ struct AttentionMainloopSm80 {
       }
 
       // Causal mask, only where some key of the sub-tile lies after the
-      // CTA's first row (in a valid mask: the diagonal block only).
-      if (k0 + kBlockN - 1 > w.row_begin) {
+      // position of the CTA's first row (with s_q == s_k, in a valid mask:
+      // the diagonal block only). Keys past the sequence lie after every
+      // valid row's position, so this also hides their zero fill.
+      if (k0 + kBlockN - 1 > w.row_begin + w.prefix()) {
 #pragma unroll
         for (int mt = 0; mt < kMTiles; ++mt)
 #pragma unroll
           for (int nt = 0; nt < kSTiles; ++nt)
 #pragma unroll
             for (int i = 0; i < 4; ++i) {
-              const int row = w.row_begin + warp_row0 + mt * 16 + quad_row + (i >> 1) * 8;
+              const int row =
+                  w.row_begin + w.prefix() + warp_row0 + mt * 16 + quad_row + (i >> 1) * 8;
               const int key = k0 + nt * 8 + quad_col * 2 + (i & 1);
               if (key > row)
                 acc_s[mt][nt][i] = neg_inf();

@@ -130,6 +130,42 @@ FP_DEVICE void cp_async_tile(unsigned char *tile, const Element *base, fp_i64 ro
   }
 }
 
+/// cp_async_tile for rows that are not evenly spaced (paged K/V with pages
+/// smaller than the tile): `row_ptr(r)` gives tile row r's first element, or
+/// null to zero-fill the row (the copy then names `fallback`, a valid
+/// address it never reads). Same thread-to-chunk mapping as cp_async_tile.
+template <int kRows, int kCols, int kNumThreads, typename Element, typename RowPtr>
+FP_DEVICE void cp_async_tile_rows(unsigned char *tile, const Element *fallback, RowPtr row_ptr) {
+  using Tile = SwizzledTile<kRows, kCols>;
+  constexpr int kChunks = Tile::kChunks;
+  constexpr int kTotal = kRows * kChunks;
+  if constexpr (kNumThreads % kChunks == 0 && (kNumThreads / kChunks) % Tile::kGroup == 0 &&
+                kTotal % kNumThreads == 0) {
+    constexpr int kRowStep = kNumThreads / kChunks;
+    const int c = threadIdx.x % kChunks;
+    const int r0 = threadIdx.x / kChunks;
+    const unsigned dst = smem_addr(tile + Tile::chunk_offset(r0, c));
+#pragma unroll
+    for (int i = 0; i < kTotal / kNumThreads; ++i) {
+      const Element *src = row_ptr(r0 + i * kRowStep);
+      cp_async_16(dst + i * kRowStep * kChunks * 16, src != nullptr ? src + c * 8 : fallback,
+                  src != nullptr);
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < ceil_div(kTotal, kNumThreads); ++i) {
+      const int idx = i * kNumThreads + threadIdx.x;
+      if (kTotal % kNumThreads == 0 || idx < kTotal) {
+        const int r = idx / kChunks;
+        const int c = idx % kChunks;
+        const Element *src = row_ptr(r);
+        cp_async_16(smem_addr(tile + Tile::chunk_offset(r, c)),
+                    src != nullptr ? src + c * 8 : fallback, src != nullptr);
+      }
+    }
+  }
+}
+
 } // namespace sm80
 } // namespace dev
 } // namespace fp
