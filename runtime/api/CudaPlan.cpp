@@ -151,19 +151,21 @@ public:
     }
     info_.attentionKernel = manifest->launches["attention"];
     info_.discoveryKernel = manifest->launches["discovery"];
-    for (const char *role : {"pool_keys", "discovery", "attention"})
+    for (const char *role :
+         {"pool_keys", "discovery", "attention", "varlen_pool_keys",
+          "varlen_discovery", "varlen_attention_packed",
+          "varlen_attention_paged"})
       if (!kernels_.count(role))
         return Status(StatusCode::kInternal,
                       std::string("kernel manifest: no '") + role + "' launch");
 
-    // Attention grid rule "q_tiles:<M>,q_heads,batch": ceil(s_q / M) CTAs.
-    const std::string &grid = kernels_["attention"].facts.grid;
-    if (grid.rfind("q_tiles:", 0) != 0 ||
-        !parseManifestNumber(grid.substr(8, grid.find(',') - 8), &attentionBlockM_) ||
-        attentionBlockM_ <= 0)
-      return Status(StatusCode::kInternal,
-                    "kernel manifest: attention grid '" + grid +
-                        "', expected q_tiles:<M>,q_heads,batch");
+    // Attention grid rule "q_tiles:<M>,q_heads,batch": ceil(s_q / M) CTAs
+    // (varlen: ceil(max_seqlen_q / M)).
+    FP_RETURN_IF_ERROR(queryTileRows("attention", &attentionBlockM_));
+    FP_RETURN_IF_ERROR(
+        queryTileRows("varlen_attention_packed", &varlenPackedBlockM_));
+    FP_RETURN_IF_ERROR(
+        queryTileRows("varlen_attention_paged", &varlenPagedBlockM_));
 
     // 4. Opt in to the dynamic shared memory of the longest sequence.
     int64_t maxBlocks =
@@ -189,6 +191,18 @@ public:
 
 private:
   bool onDevice() const override { return true; }
+
+  /// M of an attention kernel's grid rule "q_tiles:<M>,q_heads,batch".
+  Status queryTileRows(const char *role, int *rows) {
+    const std::string &grid = kernels_.at(role).facts.grid;
+    if (grid.rfind("q_tiles:", 0) != 0 ||
+        !parseManifestNumber(grid.substr(8, grid.find(',') - 8), rows) ||
+        *rows <= 0)
+      return Status(StatusCode::kInternal,
+                    std::string("kernel manifest: ") + role + " grid '" +
+                        grid + "', expected q_tiles:<M>,q_heads,batch");
+    return Status::ok();
+  }
 
   /// Prints `line` to stderr the first time this process sees it (one
   /// notice per unfamiliar GPU, not one per plan).
@@ -373,6 +387,149 @@ private:
                   unsigned(problem.batch), facts.smemBase, &p, stream);
   }
 
+  //===--------------------------------------------------------------------===//
+  // Engine shapes (docs/semantics.md section 2). Plan::*Varlen validated
+  // everything the host sees; the lengths are device data, which the
+  // kernels check themselves (fp/varlen.cuh). Launches only: no
+  // allocation, no synchronisation, so the calls are graph-capturable with
+  // fixed maxima.
+  //===--------------------------------------------------------------------===//
+
+  /// Sizes the kernels narrow to int32, checked here because the generic
+  /// validation allows the plan's int64 bounds (max_batch * max_seq_len).
+  static Status checkVarlenDeviceSizes(const VarlenShape &shape) {
+    if (shape.totalQ > INT32_MAX)
+      return invalidArgument("q.shape[1] (total_q): expected <= 2147483647 "
+                             "on the GPU (cu_seqlens_q are int32), got " +
+                             std::to_string(shape.totalQ));
+    if (shape.batch > 65535) // grid z
+      return invalidArgument("varlen.batch: expected <= 65535 on the GPU "
+                             "(one grid z slice per sequence), got " +
+                             std::to_string(shape.batch));
+    return Status::ok();
+  }
+
+  static FpVarlenSequences sequencesOf(const VarlenShape &shape,
+                                       const fp_tensor_t &k,
+                                       const fp_varlen_t &varlen) {
+    FpVarlenSequences s{};
+    s.cu_seqlens_q = varlen.cu_seqlens_q;
+    s.apply_last_n = varlen.apply_last_n;
+    s.batch = int(shape.batch);
+    s.total_q = int(shape.totalQ);
+    s.max_seqlen_q = int(shape.maxSeqlenQ);
+    s.max_seqlen_k = int(shape.maxSeqlenK);
+    if (shape.paged) {
+      s.page_table = varlen.page_table;
+      s.k_lens = varlen.k_lens;
+      s.num_pages = int(k.shape[0]);
+      s.max_pages = int(varlen.max_pages);
+      while ((int64_t(1) << s.page_size_log2) < k.shape[1])
+        ++s.page_size_log2;
+    } else {
+      s.cu_seqlens_k = varlen.cu_seqlens_k;
+      s.total_k = int(k.shape[1]);
+    }
+    return s;
+  }
+
+  Status runSelectVarlen(const VarlenShape &shape, const fp_tensor_t &q,
+                         const fp_tensor_t &k, const fp_varlen_t &varlen,
+                         const fp_params_t &params,
+                         const fp_varlen_mask_t &mask, void *workspace,
+                         void *stream) const override {
+    if (spec_.pooled_queries)
+      return unsupported("spec.pooled_queries: varlen calls on the GPU score "
+                         "with every query row; pooled queries are not "
+                         "implemented for them yet (CPU plans have them)");
+    FP_RETURN_IF_ERROR(checkVarlenDeviceSizes(shape));
+    FP_RETURN_IF_ERROR(bindContext());
+    const FpVarlenSequences seqs = sequencesOf(shape, k, varlen);
+    WorkspaceLayout l =
+        varlenLayout(shape.batch, shape.totalQ, shape.maxSeqlenK);
+    char *base = static_cast<char *>(workspace);
+
+    FpVarlenPoolParams pool{};
+    pool.seqs = seqs;
+    pool.k = k.data;
+    pool.kbar = base + l.kbar;
+    pool.k_page_stride = k.strides[0];
+    pool.k_seq_stride = k.strides[1];
+    pool.k_head_stride = k.strides[2];
+    pool.num_kv_heads = spec_.num_kv_heads;
+    pool.max_key_blocks = int(shape.maxKeyBlocks);
+    FP_RETURN_IF_ERROR(launch("varlen_pool_keys", unsigned(shape.maxKeyBlocks),
+                              unsigned(spec_.num_kv_heads),
+                              unsigned(shape.batch), 0, &pool, stream));
+
+    FpVarlenDiscoveryParams p{};
+    p.seqs = seqs;
+    p.q = q.data;
+    p.kbar = base + l.kbar;
+    p.counts = mask.counts;
+    p.ids = mask.ids;
+    p.kept_counter = reinterpret_cast<fp_u64 *>(params.kept_counter);
+    p.q_seq_stride = q.strides[1];
+    p.q_head_stride = q.strides[2];
+    p.num_q_heads = spec_.num_q_heads;
+    p.num_kv_heads = spec_.num_kv_heads;
+    p.max_key_blocks = int(shape.maxKeyBlocks);
+    p.scale = scaleOf(params);
+    p.alpha = params.alpha;
+    p.sink = params.sink;
+    p.window = params.window;
+    p.last_n = params.last_n;
+    p.min_budget = params.min_budget;
+    p.threshold_kind = params.threshold_kind;
+    const Kernel &discovery = kernels_.at("varlen_discovery");
+    const int64_t queryBlocks =
+        (shape.maxSeqlenQ + spec_.block_size - 1) / spec_.block_size;
+    return launch("varlen_discovery", unsigned(queryBlocks),
+                  unsigned(spec_.num_q_heads), unsigned(shape.batch),
+                  discovery.facts.smemBase +
+                      discovery.facts.smemPerKeyBlock * shape.maxKeyBlocks,
+                  &p, stream);
+  }
+
+  Status runAttendVarlen(const VarlenShape &shape, const fp_tensor_t &q,
+                         const fp_tensor_t &k, const fp_tensor_t &v,
+                         const fp_varlen_t &varlen,
+                         const fp_varlen_mask_t &mask, const fp_tensor_t &out,
+                         const fp_params_t &params,
+                         void *stream) const override {
+    FP_RETURN_IF_ERROR(checkVarlenDeviceSizes(shape));
+    FP_RETURN_IF_ERROR(bindContext());
+    FpVarlenAttentionParams p{};
+    p.seqs = sequencesOf(shape, k, varlen);
+    p.q = q.data;
+    p.k = k.data;
+    p.v = v.data;
+    p.o = out.data;
+    p.lse = params.lse;
+    p.counts = mask.counts;
+    p.ids = mask.ids;
+    p.q_seq_stride = q.strides[1];
+    p.q_head_stride = q.strides[2];
+    p.k_page_stride = k.strides[0];
+    p.k_seq_stride = k.strides[1];
+    p.k_head_stride = k.strides[2];
+    p.v_page_stride = v.strides[0];
+    p.v_seq_stride = v.strides[1];
+    p.v_head_stride = v.strides[2];
+    p.o_seq_stride = out.strides[1];
+    p.o_head_stride = out.strides[2];
+    p.num_q_heads = spec_.num_q_heads;
+    p.num_kv_heads = spec_.num_kv_heads;
+    p.max_key_blocks = int(shape.maxKeyBlocks);
+    p.scale = scaleOf(params);
+    const char *role =
+        shape.paged ? "varlen_attention_paged" : "varlen_attention_packed";
+    const int blockM = shape.paged ? varlenPagedBlockM_ : varlenPackedBlockM_;
+    return launch(role, unsigned((shape.maxSeqlenQ + blockM - 1) / blockM),
+                  unsigned(spec_.num_q_heads), unsigned(shape.batch),
+                  kernels_.at(role).facts.smemBase, &p, stream);
+  }
+
   /// Fills the TMA descriptors of the sm_90a attention kernel. A zero
   /// stride over an extent of 1 is replaced (TMA rejects 0 and never steps
   /// along that dimension); a zero stride over a longer extent (a
@@ -419,6 +576,7 @@ private:
   rt::Module module_;
   std::map<std::string, Kernel> kernels_; ///< by launch role
   int attentionBlockM_ = 0;
+  int varlenPackedBlockM_ = 0, varlenPagedBlockM_ = 0;
 };
 
 } // namespace

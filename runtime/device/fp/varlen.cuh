@@ -51,10 +51,11 @@ FP_DEVICE bool load_varlen_sequence(const FpVarlenSequences &seqs, int i, Varlen
     k_len = k1 - k0;
   } else {
     k_len = seqs.k_lens[i];
-    // k_len <= max_seqlen_k (< 2^31 - page size) first, so the page count
-    // below cannot overflow.
-    if (k_len < 0 || k_len > seqs.max_seqlen_k ||
-        ((k_len + (1 << seqs.page_size_log2) - 1) >> seqs.page_size_log2) > seqs.max_pages)
+    // Pages needed, in unsigned arithmetic: k_len + page size - 1 may pass
+    // 2^31 - 1 when k_len is near it.
+    if (k_len < 0 ||
+        ((static_cast<unsigned>(k_len) + (1u << seqs.page_size_log2) - 1u) >>
+         seqs.page_size_log2) > static_cast<unsigned>(seqs.max_pages))
       return false;
   }
   if (k_len > seqs.max_seqlen_k || q1 - q0 > k_len)
