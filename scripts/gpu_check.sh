@@ -17,7 +17,7 @@
 #         3. fp-opt: sm_90a PTX assembled by ptxas, a CUBIN, HGMMA counted;
 #         4. compute-sanitizer memcheck, racecheck and synccheck on small
 #            FPGpuTests cases (both kernel paths' edges, edited masks, the
-#            dense fall-back);
+#            dense fall-back, a varlen batch, bad device-side varlen lengths);
 #       and fails when any stage fails, when a GPU test skipped although a GPU
 #       is present, or when the bundle's commit is unknown. LOG defaults to
 #       $OUT/gpu_check.log on the device machine, else
@@ -155,8 +155,11 @@ done
 } >>"$log" 2>&1
 stage "fp-opt sm_90a PTX and CUBIN" $?
 
-# 4. compute-sanitizer on small cases of both kernel paths.
+# 4. compute-sanitizer on small cases of both kernel paths, and of the
+# varlen kernels (a mixed packed batch; paged K/V with per-row gathers and
+# device-side lengths that break every bound).
 sanitize_filter='*s63:*s129:*s65:*AttendOnHandEditedMasks:*PrefillShortPromptFallBackAndRule'
+sanitize_filter+=':*GpuVarlenTest*d64_b64_f16_mixed:*BadDeviceLengthsSkipTheirSequence'
 for tool in memcheck racecheck synccheck; do
   compute-sanitizer --tool "$tool" --error-exitcode 9 "$bundle/FPGpuTests" \
     --gtest_filter="$sanitize_filter" >"$work/sanitizer_$tool.log" 2>&1

@@ -681,5 +681,67 @@ TEST(GpuVarlenBadLengthsTest, BadDeviceLengthsSkipTheirSequence) {
   EXPECT_EQ(drv->api().ctxSynchronize(), CUDA_SUCCESS);
 }
 
+// fp_attend_varlen on a hand-made compact mask: counts far past the row,
+// negative and huge block ids. Device memory is not validated; the kernel
+// clamps counts to the row and never reads keys outside [0, k_len).
+TEST(GpuVarlenBadLengthsTest, HandMadeMasksNeverReadOutOfBounds) {
+  FP_REQUIRE_GPU(drv);
+  const VarlenCase c{64, 64, FP_DTYPE_F16, 4, 2, {{200, 600}, {100, 300}}, "mask"};
+  HostVarlen h = makeHost(c, 43);
+  pageKv(h, 1, 3);
+  auto plan = planFor(c, h.batch(), 1024);
+  ASSERT_TRUE(plan);
+  fp_params_t params;
+  fp_params_init(&params);
+  for (bool paged : {false, true}) {
+    SCOPED_TRACE(paged ? "paged" : "packed");
+    GpuVarlen g(drv, *plan, h, paged, 256, 1024);
+    std::vector<int32_t> counts(g.counts->size() / 4), ids(g.ids->size() / 4);
+    for (size_t r = 0; r < counts.size(); ++r)
+      counts[r] = r % 3 == 0 ? 1 << 28 : r % 3 == 1 ? -9 : int32_t(g.maxKeyBlocks);
+    const int32_t pattern[] = {-5, 1 << 30, -(1 << 30), 3, 2, 1000, 0, 7};
+    for (size_t e = 0; e < ids.size(); ++e)
+      ids[e] = pattern[e % 8];
+    ASSERT_TRUE(g.counts->upload(counts.data()).isOk());
+    ASSERT_TRUE(g.ids->upload(ids.data()).isOk());
+    fp_params_t p = params;
+    p.lse = static_cast<float *>(g.lse->get());
+    ASSERT_TRUE(plan->attendVarlen(&g.qt, &g.kt, &g.vt, &g.varlen, &g.mask, &g.ot, &p, nullptr)
+                    .isOk());
+    g.download(); // synchronises: a fault would fail here
+    int64_t nonFinite = 0;
+    for (size_t e = 0; e < size_t(h.cuQ.back() * h.hq * h.d); ++e)
+      nonFinite += !std::isfinite(bitsToFloat(h.dt, g.hostOut[e]));
+    EXPECT_EQ(nonFinite, 0) << "every row is still written, without NaN";
+  }
+}
+
+// A plan that scores with pooled queries has no GPU varlen path yet: the
+// call is refused by name, nothing launched.
+TEST(GpuVarlenBadLengthsTest, PooledQueryPlansAreUnsupported) {
+  FP_REQUIRE_GPU(drv);
+  fp_plan_spec_t spec;
+  fp_plan_spec_init(&spec);
+  spec.head_dim = 64;
+  spec.num_q_heads = 4;
+  spec.num_kv_heads = 2;
+  spec.block_size = 64;
+  spec.max_batch = 2;
+  spec.max_seq_len = 1024;
+  spec.pooled_queries = 1;
+  auto plan = Plan::create(spec);
+  ASSERT_TRUE(plan.isOk()) << plan.status().toString();
+  const VarlenCase c{64, 64, FP_DTYPE_BF16, 4, 2, {{200, 600}, {100, 300}}, "pooled"};
+  HostVarlen h = makeHost(c, 47);
+  GpuVarlen g(drv, **plan, h, false, 256, 1024);
+  fp_params_t params;
+  fp_params_init(&params);
+  Status status = g.run(**plan, params, nullptr);
+  EXPECT_EQ(status.code(), StatusCode::kUnsupported);
+  EXPECT_NE(status.message().find("spec.pooled_queries: varlen calls on the GPU"),
+            std::string::npos)
+      << status.toString();
+}
+
 } // namespace
 } // namespace fp::gputest

@@ -6,7 +6,7 @@
 ///
 /// \file
 /// The one header generated kernel sources include. It pulls in the
-/// parameter structs (params.h) and the three kernel templates:
+/// parameter structs (params.h) and the kernel templates:
 ///
 ///   fp::dev::block_pool<Element, kHeadDim, kBlockSize, kNumThreads>
 ///       grid (nb, h, b); no dynamic shared memory
@@ -18,6 +18,19 @@
 ///                             kNumWarps, kNumStages, kArch>
 ///       grid (ceil(s_q / kBlockM), h_q, b); 32 * kNumWarps threads; dynamic
 ///       shared memory AttentionTraits<...>::kSmemBytes
+///
+/// and, for varlen calls (docs/semantics.md section 2: packed sequences after
+/// cached prefixes, packed or paged K/V; fp/varlen.cuh), on every arch:
+///
+///   fp::dev::varlen_block_pool<Element, kHeadDim, kBlockSize, kNumThreads>
+///       grid (ceil(max_seqlen_k / B), h_kv, b); no dynamic shared memory
+///   fp::dev::varlen_pattern_discovery<Element, kHeadDim, kBlockSize, kKeyChunk, kNumWarps>
+///       grid (ceil(max_seqlen_q / B), h_q, b); DiscoveryTraits shared memory
+///       with max_key_blocks in place of num_blocks
+///   fp::dev::varlen_masked_attention<Element, kHeadDim, kBlockSize, kBlockM, kBlockN,
+///                                    kNumWarps, kNumStages, kPaged>
+///       grid (ceil(max_seqlen_q / kBlockM), h_q, b); the mma.sync mainloop
+///       (AttentionTraits<..., 80>) with the sm_80 tiles of the table below
 ///
 /// Element is __nv_bfloat16 or __half. Generated glue looks like
 ///
@@ -82,5 +95,6 @@
 #include "fp/common.cuh"
 #include "fp/masked_attention.cuh"
 #include "fp/pattern_discovery.cuh"
+#include "fp/varlen.cuh"
 
 #endif // FP_DEVICE_KERNELS_CUH
