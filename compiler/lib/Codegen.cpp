@@ -53,7 +53,8 @@ std::string prefillVarlenModule(const ::fp::codegen::KernelSpec &spec) {
       "func.func @prefill_varlen_packed(%q: {0}, %k: {1}, %v: {1}, "
       "%cu_q: tensor<?xi32>, %cu_k: tensor<?xi32>) -> ({0}, {3}) {{\n"
       "  %o, %l = fp.prefill_varlen %q, %k, %v, %cu_q, %cu_k {{block_size = "
-      "{4} : i64, threshold = #fp.threshold<>}\n"
+      "{4} : i64, query_kind = #fp<query_kind {5}>, threshold = "
+      "#fp.threshold<>}\n"
       "    : ({0}, {1}, {1}, tensor<?xi32>, tensor<?xi32>) -> ({0}, {3})\n"
       "  return %o, %l : {0}, {3}\n"
       "}\n"
@@ -61,12 +62,14 @@ std::string prefillVarlenModule(const ::fp::codegen::KernelSpec &spec) {
       "%cu_q: tensor<?xi32>, %pages: tensor<?x?xi32>, %k_lens: "
       "tensor<?xi32>) -> ({0}, {3}) {{\n"
       "  %o, %l = fp.prefill_varlen %q, %k, %v, %cu_q, %pages, %k_lens "
-      "{{block_size = {4} : i64, threshold = #fp.threshold<>}\n"
+      "{{block_size = {4} : i64, query_kind = #fp<query_kind {5}>, threshold "
+      "= #fp.threshold<>}\n"
       "    : ({0}, {2}, {2}, tensor<?xi32>, tensor<?x?xi32>, tensor<?xi32>) "
       "-> ({0}, {3})\n"
       "  return %o, %l : {0}, {3}\n"
       "}\n",
-      q, packed, paged, lse, spec.blockSize);
+      q, packed, paged, lse, spec.blockSize,
+      spec.pooledQueries ? "pooled" : "full");
 }
 
 } // namespace

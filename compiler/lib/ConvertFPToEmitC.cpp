@@ -25,6 +25,8 @@
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FormatVariadic.h"
 
+#include <type_traits>
+
 namespace mlir::fp {
 #define GEN_PASS_DEF_CONVERTFPTOEMITC
 #include "fp/Compiler/Passes.h.inc"
@@ -209,25 +211,32 @@ int64_t lastDim(Value value) {
   return type.getDimSize(type.getRank() - 1);
 }
 
-FailureOr<KernelPlan> planVarlenPool(VarlenBlockPoolOp op,
-                                     const TargetArch &target) {
+/// Key pooling (fp.varlen_block_pool, grid over key blocks and kv heads) or
+/// query pooling (fp.varlen_query_pool, over query blocks and q heads).
+template <typename PoolOp>
+FailureOr<KernelPlan> planVarlenPool(PoolOp op, const TargetArch &target) {
   if (!op.getTile())
     return op.emitOpError() << "has no #fp.pool_tile (run fp-select-tiles)";
-  Type element = cast<RankedTensorType>(op.getK().getType()).getElementType();
-  int64_t d = lastDim(op.getK()), b = op.getBlockSize();
+  const bool queries = std::is_same_v<PoolOp, VarlenQueryPoolOp>;
+  Value input = op->getOperand(0);
+  Type element = cast<RankedTensorType>(input.getType()).getElementType();
+  int64_t d = lastDim(input), b = op.getBlockSize();
   int64_t threads = op.getTile()->getThreads();
   KernelKey key = varlenKeyOf(element, d, b, 1, target);
   if (failed(checkTileBeforeLowering(op, "#fp.pool_tile",
                                      checkPoolTile(key, PoolTile{threads}))))
     return failure();
   KernelPlan plan;
-  plan.entry = llvm::formatv("fp_varlen_block_pool_{0}_d{1}_b{2}_t{3}",
-                             dtypeName(element), d, b, threads);
-  plan.templateName = "fp::dev::varlen_block_pool";
+  plan.entry = llvm::formatv("fp_varlen_{0}_pool_{1}_d{2}_b{3}_t{4}",
+                             queries ? "query" : "block", dtypeName(element),
+                             d, b, threads);
+  plan.templateName =
+      queries ? "fp::dev::varlen_query_pool" : "fp::dev::varlen_block_pool";
   plan.elementType = cudaElementType(element);
   plan.templateInts = {d, b, threads};
   plan.info = {plan.entry, "FpVarlenPoolParams", threads,
-               "key_blocks,kv_heads,batch", 0, 0, ""};
+               queries ? "q_blocks,q_heads,batch" : "key_blocks,kv_heads,batch",
+               0, 0, ""};
   return plan;
 }
 
@@ -411,6 +420,9 @@ struct ConvertFPToEmitCPass
         } else if (auto pool = dyn_cast<VarlenBlockPoolOp>(op)) {
           plan = planVarlenPool(pool, target);
           role = "varlen_pool_keys";
+        } else if (auto pool = dyn_cast<VarlenQueryPoolOp>(op)) {
+          plan = planVarlenPool(pool, target);
+          role = "varlen_pool_queries";
         } else if (auto discovery = dyn_cast<VarlenPatternDiscoveryOp>(op)) {
           plan = planVarlenDiscovery(discovery, target);
           role = "varlen_discovery";

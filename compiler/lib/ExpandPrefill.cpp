@@ -77,11 +77,20 @@ struct ExpandPrefillVarlenPattern : OpRewritePattern<PrefillVarlenOp> {
         varlenPooledType(kType,
                          cast<RankedTensorType>(sequences[0].getType())),
         op.getK(), sequences, blockSize, /*tile=*/nullptr);
+    // Pooled queries: one mean per compact-mask row, [num_rows, h_q, d].
+    Value query = op.getQ();
+    if (op.getQueryKind() == QueryKind::Pooled)
+      query = VarlenQueryPoolOp::create(
+          rewriter, loc,
+          RankedTensorType::get(
+              {ShapedType::kDynamic, qType.getDimSize(1), qType.getDimSize(2)},
+              qType.getElementType()),
+          op.getQ(), sequences, blockSize, /*tile=*/nullptr);
     VarlenMaskTypes mask = varlenMaskTypes(qType);
     auto discovery = VarlenPatternDiscoveryOp::create(
-        rewriter, loc, mask.counts, mask.ids, op.getQ(), kbar, sequences,
-        blockSize, op.getThreshold(), op.getCausal(), op.getScaleAttr(),
-        /*tile=*/nullptr);
+        rewriter, loc, mask.counts, mask.ids, query, kbar, sequences,
+        blockSize, op.getThreshold(), op.getQueryKind(), op.getCausal(),
+        op.getScaleAttr(), /*tile=*/nullptr);
     rewriter.replaceOpWithNewOp<VarlenMaskedAttentionOp>(
         op, op.getOut().getType(), op.getLse().getType(), op.getQ(), op.getK(),
         op.getV(), discovery.getCounts(), discovery.getIds(), sequences,

@@ -135,18 +135,19 @@ void printStructs(llvm::raw_ostream &os) {
      << FP_FIELD(FpVarlenSequences, max_seqlen_q)
      << FP_FIELD(FpVarlenSequences, max_seqlen_k) << "\n";
   os << "struct FpVarlenPoolParams size=" << sizeof(FpVarlenPoolParams)
-     << FP_FIELD(FpVarlenPoolParams, seqs) << FP_FIELD(FpVarlenPoolParams, k)
-     << FP_FIELD(FpVarlenPoolParams, kbar)
-     << FP_FIELD(FpVarlenPoolParams, k_page_stride)
-     << FP_FIELD(FpVarlenPoolParams, k_seq_stride)
-     << FP_FIELD(FpVarlenPoolParams, k_head_stride)
-     << FP_FIELD(FpVarlenPoolParams, num_kv_heads)
+     << FP_FIELD(FpVarlenPoolParams, seqs) << FP_FIELD(FpVarlenPoolParams, src)
+     << FP_FIELD(FpVarlenPoolParams, dst)
+     << FP_FIELD(FpVarlenPoolParams, src_page_stride)
+     << FP_FIELD(FpVarlenPoolParams, src_seq_stride)
+     << FP_FIELD(FpVarlenPoolParams, src_head_stride)
+     << FP_FIELD(FpVarlenPoolParams, num_heads)
      << FP_FIELD(FpVarlenPoolParams, max_key_blocks) << "\n";
   os << "struct FpVarlenDiscoveryParams size="
      << sizeof(FpVarlenDiscoveryParams)
      << FP_FIELD(FpVarlenDiscoveryParams, seqs)
      << FP_FIELD(FpVarlenDiscoveryParams, q)
      << FP_FIELD(FpVarlenDiscoveryParams, kbar)
+     << FP_FIELD(FpVarlenDiscoveryParams, qbar)
      << FP_FIELD(FpVarlenDiscoveryParams, counts)
      << FP_FIELD(FpVarlenDiscoveryParams, ids)
      << FP_FIELD(FpVarlenDiscoveryParams, kept_counter)
@@ -161,7 +162,8 @@ void printStructs(llvm::raw_ostream &os) {
      << FP_FIELD(FpVarlenDiscoveryParams, window)
      << FP_FIELD(FpVarlenDiscoveryParams, last_n)
      << FP_FIELD(FpVarlenDiscoveryParams, min_budget)
-     << FP_FIELD(FpVarlenDiscoveryParams, threshold_kind) << "\n";
+     << FP_FIELD(FpVarlenDiscoveryParams, threshold_kind)
+     << FP_FIELD(FpVarlenDiscoveryParams, score_query) << "\n";
   os << "struct FpVarlenAttentionParams size="
      << sizeof(FpVarlenAttentionParams)
      << FP_FIELD(FpVarlenAttentionParams, seqs)

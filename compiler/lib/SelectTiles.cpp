@@ -131,8 +131,8 @@ struct FPSelectTilesPass
           .Case<MaskedAttentionOp>([&](MaskedAttentionOp op) {
             return selectAttention(op, *target);
           })
-          .Case<VarlenBlockPoolOp>(
-              [&](VarlenBlockPoolOp op) { return selectVarlenPool(op, *target); })
+          .Case<VarlenBlockPoolOp, VarlenQueryPoolOp>(
+              [&](auto op) { return selectVarlenPool(op, *target); })
           .Case<VarlenPatternDiscoveryOp>([&](VarlenPatternDiscoveryOp op) {
             return selectVarlenDiscovery(op, *target);
           })
@@ -260,10 +260,11 @@ struct FPSelectTilesPass
 
   // Varlen ops: a preset tile is validated, else the mma.sync default
   // (makeVarlenKey says why no tuning applies).
-  LogicalResult selectVarlenPool(VarlenBlockPoolOp op,
-                                 const TargetArch &target) {
-    auto k = cast<RankedTensorType>(op.getK().getType());
-    KernelKey key = makeVarlenKey(target, k, 1, 1, op.getBlockSize());
+  /// Key (fp.varlen_block_pool) or query (fp.varlen_query_pool) pooling.
+  template <typename PoolOp>
+  LogicalResult selectVarlenPool(PoolOp op, const TargetArch &target) {
+    auto input = cast<RankedTensorType>(op->getOperand(0).getType());
+    KernelKey key = makeVarlenKey(target, input, 1, 1, op.getBlockSize());
     if (failed(checkBuildable(op, key, /*causal=*/true)))
       return failure();
     PoolTile tile = op.getTile() ? PoolTile{op.getTile()->getThreads()}

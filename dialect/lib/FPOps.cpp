@@ -581,6 +581,20 @@ LogicalResult VarlenBlockPoolOp::verify() {
                      ks->elementType, "[b, h_kv, max_key_blocks, d]");
 }
 
+LogicalResult VarlenQueryPoolOp::verify() {
+  if (failed(checkBlockSize(*this, getBlockSize())))
+    return failure();
+  FailureOr<VarlenTokens> qs = getVarlenTokens(*this, "q", getQ(), false);
+  if (failed(qs))
+    return failure();
+  // No K operand here: the operand count says the layout.
+  if (failed(checkSequences(*this, getSequences().size() == 3, getSequences())))
+    return failure();
+  return checkTensor(*this, "pooled", getPooled(),
+                     {ShapedType::kDynamic, qs->heads, qs->headDim},
+                     qs->elementType, "[num_rows, h_q, d]");
+}
+
 LogicalResult VarlenPatternDiscoveryOp::verify() {
   if (failed(checkBlockSize(*this, getBlockSize())) ||
       failed(checkScale(*this, getScaleAttr())))

@@ -4,7 +4,7 @@
 
 // CHECK: format 1
 // CHECK-NEXT: codegen fp-codegen-1
-// CHECK-NEXT: params_abi 3
+// CHECK-NEXT: params_abi 4
 // CHECK-NEXT: arch sm_90a
 // CHECK-NEXT: kernel [[POOL:fp_block_pool_bf16_d128_b128_t128]] params=FpPoolParams threads=128 grid=blocks,heads,batch smem_base=0 smem_per_key_block=0
 // CHECK-NEXT: kernel [[DISC:fp_pattern_discovery_bf16_d128_b128_c[0-9]+w[0-9]+]] params=FpDiscoveryParams threads={{[0-9]+}} grid=blocks,q_heads,batch smem_base={{[0-9]+}} smem_per_key_block=8
@@ -16,7 +16,7 @@
 // CHECK-NEXT: struct FpDiscoveryParams size={{[0-9]+}} q:0:8
 // CHECK-NEXT: struct FpAttentionParams size={{[0-9]+}} tma_q:0:128 tma_k:128:128 tma_v:256:128 q:384:8
 // CHECK-NEXT: struct FpVarlenSequences size={{[0-9]+}} cu_seqlens_q:0:8
-// CHECK-NEXT: struct FpVarlenPoolParams size={{[0-9]+}} seqs:0:
+// CHECK-NEXT: struct FpVarlenPoolParams size={{[0-9]+}} seqs:0:72 src:72:8 dst:80:8
 // CHECK-NEXT: struct FpVarlenDiscoveryParams size={{[0-9]+}} seqs:0:
 // CHECK-NEXT: struct FpVarlenAttentionParams size={{[0-9]+}} seqs:0:
 

@@ -121,6 +121,14 @@ func.func @pool_result(%k: tensor<?x4x64xbf16>, %cq: tensor<3xi32>, %ck: tensor<
 
 // -----
 
+func.func @query_pool_result(%q: tensor<?x4x64xbf16>, %cq: tensor<3xi32>, %ck: tensor<3xi32>) {
+  // expected-error @+1 {{'pooled': expected tensor<?x4x64xbf16> [num_rows, h_q, d], got 'tensor<?x2x64xbf16>'}}
+  %qbar = fp.varlen_query_pool %q, %cq, %ck : (tensor<?x4x64xbf16>, tensor<3xi32>, tensor<3xi32>) -> tensor<?x2x64xbf16>
+  return
+}
+
+// -----
+
 func.func @discovery_kbar_batch(%q: tensor<?x4x64xbf16>, %kbar: tensor<5x4x?x64xbf16>, %cq: tensor<3xi32>, %ck: tensor<3xi32>) {
   // expected-error @+1 {{'kbar': expected batch 2 (from 'cu_seqlens_q'), got 5}}
   %c, %i = fp.varlen_pattern_discovery %q, %kbar, %cq, %ck {threshold = #fp.threshold<>} : (tensor<?x4x64xbf16>, tensor<5x4x?x64xbf16>, tensor<3xi32>, tensor<3xi32>) -> (tensor<?x4xi32>, tensor<?x4x?xi32>)

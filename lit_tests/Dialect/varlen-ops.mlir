@@ -27,6 +27,18 @@ func.func @paged(%q: tensor<100x4x64xf16>, %k: tensor<?x16x2x64xf16>, %v: tensor
   return %o, %l : tensor<100x4x64xf16>, tensor<4x100xf32>
 }
 
+// CHECK-LABEL: func.func @pooled_queries
+// CHECK: %[[QBAR:.+]] = fp.varlen_query_pool {{.*}} : (tensor<?x4x64xf16>, tensor<3xi32>, tensor<3xi32>) -> tensor<?x4x64xf16>
+// CHECK: fp.varlen_pattern_discovery %[[QBAR]], {{.*}}query_kind = #fp<query_kind pooled>
+func.func @pooled_queries(%q: tensor<?x4x64xf16>, %kbar: tensor<2x2x?x64xf16>, %cu_q: tensor<3xi32>, %cu_k: tensor<3xi32>) {
+  %qbar = fp.varlen_query_pool %q, %cu_q, %cu_k {block_size = 64 : i64}
+    : (tensor<?x4x64xf16>, tensor<3xi32>, tensor<3xi32>) -> tensor<?x4x64xf16>
+  %c, %i = fp.varlen_pattern_discovery %qbar, %kbar, %cu_q, %cu_k {block_size = 64 : i64,
+      query_kind = #fp<query_kind pooled>, threshold = #fp.threshold<>}
+    : (tensor<?x4x64xf16>, tensor<2x2x?x64xf16>, tensor<3xi32>, tensor<3xi32>) -> (tensor<?x4xi32>, tensor<?x4x?xi32>)
+  return
+}
+
 // CHECK-LABEL: func.func @steps
 // CHECK: %[[KBAR:.+]] = fp.varlen_block_pool {{.*}} {tile = #fp.pool_tile<threads = 128>}
 // CHECK: %[[C:.+]], %[[I:.+]] = fp.varlen_pattern_discovery %{{[^,]+}}, %[[KBAR]], {{.*}} {threshold = #fp.threshold<>}

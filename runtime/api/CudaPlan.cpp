@@ -158,6 +158,10 @@ public:
       if (!kernels_.count(role))
         return Status(StatusCode::kInternal,
                       std::string("kernel manifest: no '") + role + "' launch");
+    if (spec_.pooled_queries && !kernels_.count("varlen_pool_queries"))
+      return Status(StatusCode::kInternal,
+                    "kernel manifest: no 'varlen_pool_queries' launch for a "
+                    "pooled-query plan");
 
     // Attention grid rule "q_tiles:<M>,q_heads,batch": ceil(s_q / M) CTAs
     // (varlen: ceil(max_seqlen_q / M)).
@@ -438,10 +442,6 @@ private:
                          const fp_params_t &params,
                          const fp_varlen_mask_t &mask, void *workspace,
                          void *stream) const override {
-    if (spec_.pooled_queries)
-      return unsupported("spec.pooled_queries: varlen calls on the GPU score "
-                         "with every query row; pooled queries are not "
-                         "implemented for them yet (CPU plans have them)");
     FP_RETURN_IF_ERROR(checkVarlenDeviceSizes(shape));
     FP_RETURN_IF_ERROR(bindContext());
     const FpVarlenSequences seqs = sequencesOf(shape, k, varlen);
@@ -449,23 +449,38 @@ private:
         varlenLayout(shape.batch, shape.totalQ, shape.maxSeqlenK);
     char *base = static_cast<char *>(workspace);
 
+    const int64_t queryBlocks =
+        (shape.maxSeqlenQ + spec_.block_size - 1) / spec_.block_size;
     FpVarlenPoolParams pool{};
     pool.seqs = seqs;
-    pool.k = k.data;
-    pool.kbar = base + l.kbar;
-    pool.k_page_stride = k.strides[0];
-    pool.k_seq_stride = k.strides[1];
-    pool.k_head_stride = k.strides[2];
-    pool.num_kv_heads = spec_.num_kv_heads;
+    pool.src = k.data;
+    pool.dst = base + l.kbar;
+    pool.src_page_stride = k.strides[0];
+    pool.src_seq_stride = k.strides[1];
+    pool.src_head_stride = k.strides[2];
+    pool.num_heads = spec_.num_kv_heads;
     pool.max_key_blocks = int(shape.maxKeyBlocks);
     FP_RETURN_IF_ERROR(launch("varlen_pool_keys", unsigned(shape.maxKeyBlocks),
                               unsigned(spec_.num_kv_heads),
                               unsigned(shape.batch), 0, &pool, stream));
+    if (spec_.pooled_queries) { // qbar [num_rows, h_q, d], one per mask row
+      FpVarlenPoolParams queries = pool;
+      queries.src = q.data;
+      queries.dst = base + l.qbar;
+      queries.src_page_stride = 0;
+      queries.src_seq_stride = q.strides[1];
+      queries.src_head_stride = q.strides[2];
+      queries.num_heads = spec_.num_q_heads;
+      FP_RETURN_IF_ERROR(launch("varlen_pool_queries", unsigned(queryBlocks),
+                                unsigned(spec_.num_q_heads),
+                                unsigned(shape.batch), 0, &queries, stream));
+    }
 
     FpVarlenDiscoveryParams p{};
     p.seqs = seqs;
     p.q = q.data;
     p.kbar = base + l.kbar;
+    p.qbar = spec_.pooled_queries ? base + l.qbar : nullptr;
     p.counts = mask.counts;
     p.ids = mask.ids;
     p.kept_counter = reinterpret_cast<fp_u64 *>(params.kept_counter);
@@ -481,9 +496,9 @@ private:
     p.last_n = params.last_n;
     p.min_budget = params.min_budget;
     p.threshold_kind = params.threshold_kind;
+    p.score_query =
+        spec_.pooled_queries ? FP_SCORE_POOLED_QUERIES : FP_SCORE_FULL_QUERIES;
     const Kernel &discovery = kernels_.at("varlen_discovery");
-    const int64_t queryBlocks =
-        (shape.maxSeqlenQ + spec_.block_size - 1) / spec_.block_size;
     return launch("varlen_discovery", unsigned(queryBlocks),
                   unsigned(spec_.num_q_heads), unsigned(shape.batch),
                   discovery.facts.smemBase +

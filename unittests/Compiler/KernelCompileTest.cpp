@@ -96,6 +96,38 @@ std::vector<CompileCase> allCases() {
 INSTANTIATE_TEST_SUITE_P(DefaultTiles, KernelCompileTest,
                          testing::ValuesIn(allCases()), caseName);
 
+// Plans with pooled queries add the query-pooling kernels (s_q == s_k pool
+// shares the key pool's kernel; varlen has its own, one row per compact-mask
+// row); they compile without spills too.
+TEST(PooledQueryKernelsTest, CompileWithoutSpills) {
+  auto nvrtc = fp::rt::Nvrtc::get();
+  if (!nvrtc.isOk())
+    GTEST_SKIP() << nvrtc.status().toString();
+  for (const char *arch : {"sm_80", "sm_90a"}) {
+    SCOPED_TRACE(arch);
+    KernelSpec spec;
+    spec.arch = arch;
+    spec.pooledQueries = true;
+    auto kernels = fp::codegen::generateKernels(spec);
+    ASSERT_TRUE(kernels.isOk()) << kernels.status().toString();
+    EXPECT_NE(kernels->source.find("fp::dev::varlen_query_pool"), std::string::npos);
+    fp::rt::NvrtcOptions options;
+    options.arch = arch;
+    options.ptxasVerbose = true;
+    auto output = (*nvrtc)->compile(kernels->source, "fp_kernels.cu", options);
+    ASSERT_TRUE(output.isOk()) << output.status().toString();
+    int entries = 0;
+    for (const auto &report : output->resources) {
+      if (!report.isEntry)
+        continue;
+      ++entries;
+      EXPECT_EQ(report.spillStoreBytes, 0) << report.kernel;
+      EXPECT_EQ(report.spillLoadBytes, 0) << report.kernel;
+    }
+    EXPECT_EQ(entries, 8) << "the 7 kernels of a plan plus the varlen query pool";
+  }
+}
+
 } // namespace
 
 namespace {

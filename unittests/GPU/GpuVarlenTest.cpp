@@ -39,6 +39,7 @@ struct VarlenCase {
   int qHeads, kvHeads;
   std::vector<Seq> seqs;
   const char *name;
+  bool pooled = false; ///< the plan scores with pooled queries
 };
 
 void PrintTo(const VarlenCase &c, std::ostream *os) { *os << c.name; }
@@ -275,9 +276,10 @@ struct GpuVarlen {
   uint64_t hostKept = 0;
 };
 
-ref::Options optionsOf(const HostVarlen &h) {
+ref::Options optionsOf(const HostVarlen &h, bool pooled = false) {
   ref::Options options;
   options.blockSize = int(h.blockSize);
+  options.scoreQuery = pooled ? ref::ScoreQuery::kPooled : ref::ScoreQuery::kFull;
   return options;
 }
 
@@ -321,8 +323,15 @@ std::pair<int64_t, int64_t> compareMasks(const HostVarlen &h, const GpuVarlen &g
           kbar = std::make_unique<ref::Tensor>(std::move(*pooled));
         }
         std::vector<float> scores(size_t(J + 1));
+        std::unique_ptr<ref::Tensor> qbar;
+        if (options.scoreQuery == ref::ScoreQuery::kPooled) {
+          auto pooled = ref::blockPool(h.seqQ(i), options);
+          EXPECT_TRUE(pooled.isOk());
+          qbar = std::make_unique<ref::Tensor>(std::move(*pooled));
+        }
+        const ref::TensorView qbarView = qbar ? qbar->view() : ref::TensorView{};
         EXPECT_TRUE(ref::blockScoreRow(h.seqQ(i), kbar->view(), options, geometry, 0, head, I,
-                                       scores.data())
+                                       scores.data(), qbar ? &qbarView : nullptr)
                         .isOk());
         const float maxScore = *std::max_element(scores.begin(), scores.end());
         const float threshold = options.alpha * maxScore;
@@ -376,7 +385,21 @@ void checkOutputs(const HostVarlen &h, bool paged, const GpuVarlen &g,
 }
 
 std::unique_ptr<Plan> planFor(const VarlenCase &c, int64_t maxBatch, int64_t maxSeqLen) {
-  return makePlan(c.dtype, c.headDim, c.qHeads, c.kvHeads, c.blockSize, maxBatch, maxSeqLen);
+  if (!c.pooled)
+    return makePlan(c.dtype, c.headDim, c.qHeads, c.kvHeads, c.blockSize, maxBatch, maxSeqLen);
+  fp_plan_spec_t spec;
+  fp_plan_spec_init(&spec);
+  spec.dtype = c.dtype;
+  spec.head_dim = c.headDim;
+  spec.num_q_heads = c.qHeads;
+  spec.num_kv_heads = c.kvHeads;
+  spec.block_size = c.blockSize;
+  spec.max_batch = maxBatch;
+  spec.max_seq_len = maxSeqLen;
+  spec.pooled_queries = 1;
+  auto plan = Plan::create(spec);
+  EXPECT_TRUE(plan.isOk()) << plan.status().toString();
+  return plan.isOk() ? std::move(*plan) : nullptr;
 }
 
 //===----------------------------------------------------------------------===//
@@ -401,7 +424,7 @@ TEST_P(GpuVarlenTest, MatchesReference) {
   ASSERT_TRUE(g.run(*plan, params, nullptr).isOk());
   g.download();
 
-  const ref::Options options = optionsOf(h);
+  const ref::Options options = optionsOf(h, c.pooled);
   auto want = ref::selectVarlen(h.problem(false), options);
   ASSERT_TRUE(want.isOk()) << want.status().toString();
   auto [near, other] = compareMasks(h, g, *want, options);
@@ -428,7 +451,13 @@ INSTANTIATE_TEST_SUITE_P(
         VarlenCase{256, 128, FP_DTYPE_BF16, 4, 2, {{500, 1500}, {127, 127}, {256, 1280, 0}},
                    "d256_b128_bf16_mixed"},
         VarlenCase{128, 64, FP_DTYPE_F16, 8, 8, {{1000, 1000}, {33, 1033}, {200, 4000}},
-                   "d128_b64_f16_mha"}),
+                   "d128_b64_f16_mha"},
+        // Pooled queries: one block-mean probe per query block, at its last row.
+        VarlenCase{128, 128, FP_DTYPE_BF16, 8, 2,
+                   {{1000, 3000}, {129, 129, 0}, {1, 700}, {640, 640 + 384}},
+                   "d128_b128_bf16_pooled_queries", true},
+        VarlenCase{64, 64, FP_DTYPE_F16, 4, 1, {{300, 1000}, {65, 130, 0}, {777, 2000}},
+                   "d64_b64_f16_pooled_queries", true}),
     [](const ::testing::TestParamInfo<VarlenCase> &info) { return std::string(info.param.name); });
 
 //===----------------------------------------------------------------------===//
@@ -714,33 +743,6 @@ TEST(GpuVarlenBadLengthsTest, HandMadeMasksNeverReadOutOfBounds) {
       nonFinite += !std::isfinite(bitsToFloat(h.dt, g.hostOut[e]));
     EXPECT_EQ(nonFinite, 0) << "every row is still written, without NaN";
   }
-}
-
-// A plan that scores with pooled queries has no GPU varlen path yet: the
-// call is refused by name, nothing launched.
-TEST(GpuVarlenBadLengthsTest, PooledQueryPlansAreUnsupported) {
-  FP_REQUIRE_GPU(drv);
-  fp_plan_spec_t spec;
-  fp_plan_spec_init(&spec);
-  spec.head_dim = 64;
-  spec.num_q_heads = 4;
-  spec.num_kv_heads = 2;
-  spec.block_size = 64;
-  spec.max_batch = 2;
-  spec.max_seq_len = 1024;
-  spec.pooled_queries = 1;
-  auto plan = Plan::create(spec);
-  ASSERT_TRUE(plan.isOk()) << plan.status().toString();
-  const VarlenCase c{64, 64, FP_DTYPE_BF16, 4, 2, {{200, 600}, {100, 300}}, "pooled"};
-  HostVarlen h = makeHost(c, 47);
-  GpuVarlen g(drv, **plan, h, false, 256, 1024);
-  fp_params_t params;
-  fp_params_init(&params);
-  Status status = g.run(**plan, params, nullptr);
-  EXPECT_EQ(status.code(), StatusCode::kUnsupported);
-  EXPECT_NE(status.message().find("spec.pooled_queries: varlen calls on the GPU"),
-            std::string::npos)
-      << status.toString();
 }
 
 } // namespace

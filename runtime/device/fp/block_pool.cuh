@@ -126,11 +126,10 @@ __device__ void varlen_block_pool(const FpVarlenPoolParams &params) {
     return;
   const int valid = const_min(kBlockSize, s.k_len - row0);
   const VarlenKeyRows<Element, kAnyKeys> keys = VarlenKeyRows<Element, kAnyKeys>::make(
-      params.seqs, params.k, params.k_page_stride, params.k_seq_stride, params.k_head_stride, seq,
-      s.k_start, kv_head);
-  Element *dst = static_cast<Element *>(params.kbar) +
-                 ((static_cast<fp_i64>(seq) * params.num_kv_heads + kv_head) *
-                      params.max_key_blocks +
+      params.seqs, params.src, params.src_page_stride, params.src_seq_stride,
+      params.src_head_stride, seq, s.k_start, kv_head);
+  Element *dst = static_cast<Element *>(params.dst) +
+                 ((static_cast<fp_i64>(seq) * params.num_heads + kv_head) * params.max_key_blocks +
                   j) *
                      kHeadDim;
   // A block that lies in one page (or packed keys): one page-table read
@@ -145,6 +144,37 @@ __device__ void varlen_block_pool(const FpVarlenPoolParams &params) {
         return keys.row(row0 + r);
       },
       valid, dst);
+}
+
+/// Varlen query pooling (pooled queries): the mean of local query block I
+/// of sequence i into qbar [num_rows, h_q, d] at its compact-mask row, the
+/// probe the pooled-query discovery reads. Launch: grid
+/// (ceil(max_seqlen_q / B), h_q, b), kNumThreads threads, no dynamic smem;
+/// CTAs past the sequence's query blocks (or of a sequence whose lengths
+/// break the bounds) exit.
+template <typename Element, int kHeadDim, int kBlockSize, int kNumThreads>
+__device__ void varlen_query_pool(const FpVarlenPoolParams &params) {
+  const int qblock = blockIdx.x;
+  const int head = blockIdx.y;
+  const int seq = blockIdx.z;
+  VarlenSequence s;
+  if (!load_varlen_sequence(params.seqs, seq, s))
+    return;
+  const int row0 = qblock * kBlockSize;
+  if (row0 >= s.q_len)
+    return;
+  const Element *src = static_cast<const Element *>(params.src) +
+                       static_cast<fp_i64>(s.q_start + row0) * params.src_seq_stride +
+                       head * params.src_head_stride;
+  const fp_i64 stride = params.src_seq_stride;
+  Element *dst = static_cast<Element *>(params.dst) +
+                 (static_cast<fp_i64>(varlen_mask_row<kBlockSize>(s.q_start, seq, qblock)) *
+                      params.num_heads +
+                  head) *
+                     kHeadDim;
+  pool_rows<Element, kHeadDim, kBlockSize, kNumThreads>(
+      [&](int r) { return src + static_cast<fp_i64>(r) * stride; },
+      const_min(kBlockSize, s.q_len - row0), dst);
 }
 
 } // namespace dev

@@ -24,6 +24,8 @@
 ///
 ///   fp::dev::varlen_block_pool<Element, kHeadDim, kBlockSize, kNumThreads>
 ///       grid (ceil(max_seqlen_k / B), h_kv, b); no dynamic shared memory
+///   fp::dev::varlen_query_pool<Element, kHeadDim, kBlockSize, kNumThreads>
+///       (pooled queries) grid (ceil(max_seqlen_q / B), h_q, b); likewise
 ///   fp::dev::varlen_pattern_discovery<Element, kHeadDim, kBlockSize, kKeyChunk, kNumWarps>
 ///       grid (ceil(max_seqlen_q / B), h_q, b); DiscoveryTraits shared memory
 ///       with max_key_blocks in place of num_blocks

@@ -29,6 +29,7 @@
  * one call, K/V packed or paged; see FpVarlenSequences. Grids come from the
  * host-side maxima, and CTAs past their own sequence's length exit:
  *   varlen_block_pool:        grid (ceil(max_seqlen_k / B), h_kv, b).
+ *   varlen_query_pool:        grid (ceil(max_seqlen_q / B), h_q, b).
  *   varlen_pattern_discovery: grid (ceil(max_seqlen_q / B), h_q, b).
  *   varlen_masked_attention:  grid (ceil(max_seqlen_q / BLOCK_M), h_q, b).
  *
@@ -50,7 +51,7 @@ typedef uint64_t fp_u64;
 #endif
 
 /* Bumped whenever a struct below changes layout; part of the cache key. */
-#define FP_PARAMS_ABI_VERSION 3
+#define FP_PARAMS_ABI_VERSION 4
 
 /* A CUDA tensor map (CUtensorMap: 128 opaque bytes, 128-byte aligned as in CUDA 13),
  * encoded by the host with cuTensorMapEncodeTiled and read by TMA. Declared
@@ -145,16 +146,19 @@ typedef struct FpVarlenSequences {
   fp_i32 max_seqlen_q, max_seqlen_k;
 } FpVarlenSequences;
 
-/* Mean of each key block of each sequence into kbar
- * [b, h_kv, max_key_blocks, d] (contiguous, input dtype); blocks past a
- * sequence's k_len are not written. Strides of K in elements: page (paged;
- * unused when packed), row (slot), head. */
+/* Block means of a varlen call, fp32 sums stored in the input dtype.
+ * varlen_block_pool: src = K (packed or paged), dst = kbar
+ * [b, h_kv, max_key_blocks, d]; blocks past a sequence's k_len are not
+ * written. varlen_query_pool (pooled queries): src = q, dst = qbar
+ * [num_rows, h_q, d], one row per compact-mask row (query block I of
+ * sequence i at row floor(cu_seqlens_q[i] / B) + i + I). Strides of src in
+ * elements: page (paged K only), row (slot), head. */
 typedef struct FpVarlenPoolParams {
   FpVarlenSequences seqs;
-  const void *k;
-  void *kbar;
-  fp_i64 k_page_stride, k_seq_stride, k_head_stride;
-  fp_i32 num_kv_heads, max_key_blocks;
+  const void *src;
+  void *dst;
+  fp_i64 src_page_stride, src_seq_stride, src_head_stride;
+  fp_i32 num_heads, max_key_blocks;
 } FpVarlenPoolParams;
 
 /* Discovery of a varlen call into the compact mask (fp_varlen_mask_t):
@@ -165,13 +169,14 @@ typedef struct FpVarlenDiscoveryParams {
   FpVarlenSequences seqs;
   const void *q;
   const void *kbar;
+  const void *qbar; /* [num_rows, h_q, d]; only read when score_query == FP_SCORE_POOLED_QUERIES */
   fp_i32 *counts;
   fp_i32 *ids;
   fp_u64 *kept_counter; /* optional: atomically += kept blocks */
   fp_i64 q_seq_stride, q_head_stride;
   fp_i32 num_q_heads, num_kv_heads, max_key_blocks;
   float scale, alpha;
-  fp_i32 sink, window, last_n, min_budget, threshold_kind;
+  fp_i32 sink, window, last_n, min_budget, threshold_kind, score_query;
 } FpVarlenDiscoveryParams;
 
 /* Attention of a varlen call over the kept blocks of the compact mask, with

@@ -200,10 +200,14 @@ struct DenseDiscovery {
 /// Candidates are the key blocks j <= J(I) = (p + last row of I) / B;
 /// window and last_n count from J(I) and from the sequence's own query
 /// blocks; the compact mask row is floor(cu_seqlens_q[i] / B) + i + I.
+/// Pooled queries: qbar of that row (varlen_query_pool), placed at I's last
+/// row, so it sees every j <= J(I).
 struct VarlenDiscovery {
   using Params = FpVarlenDiscoveryParams;
 
-  FP_DEVICE static bool pooled(const Params &) { return false; }
+  FP_DEVICE static bool pooled(const Params &p) {
+    return p.score_query == FP_SCORE_POOLED_QUERIES;
+  }
 
   template <typename Element, int kHeadDim, int kBlockSize>
   FP_DEVICE static bool locate(const Params &p, uint3 block, DiscoveryCta<Element> &c) {
@@ -230,9 +234,14 @@ struct VarlenDiscovery {
     c.num_rows = num_rows;
     c.k_len = s.k_len;
     c.dense_tail = last_n_applies && qb >= num_qblocks - p.last_n;
-    c.rows = static_cast<const Element *>(p.q) +
-             static_cast<fp_i64>(s.q_start + row0) * p.q_seq_stride + head * p.q_head_stride;
-    c.row_stride = p.q_seq_stride;
+    if (pooled(p)) { // qbar [num_rows, h_q, d]: the mask row's own probe
+      c.rows = static_cast<const Element *>(p.qbar) + mask_row * kHeadDim;
+      c.row_stride = kHeadDim;
+    } else {
+      c.rows = static_cast<const Element *>(p.q) +
+               static_cast<fp_i64>(s.q_start + row0) * p.q_seq_stride + head * p.q_head_stride;
+      c.row_stride = p.q_seq_stride;
+    }
     c.kbar = static_cast<const Element *>(p.kbar) +
              (static_cast<fp_i64>(seq) * p.num_kv_heads + c.kv_head) * max_key_blocks * kHeadDim;
     c.count = p.counts + mask_row;

@@ -21,7 +21,7 @@
 // (ceil(max_seqlen_q / B)), "q_tiles:<M>,q_heads,batch" (ceil(max_seqlen_q / M)).
 // Dynamic shared memory = smem_base + smem_per_key_block * nb (varlen:
 // * max_key_blocks). Roles: pool_keys, pool_queries, discovery, attention,
-// varlen_pool_keys, varlen_discovery, varlen_attention_packed,
+// varlen_pool_keys, varlen_pool_queries, varlen_discovery, varlen_attention_packed,
 // varlen_attention_paged.
 //
 //===----------------------------------------------------------------------===//

@@ -233,7 +233,8 @@ def FP_PrefillVarlenOp : FP_Op<"prefill_varlen", [Pure]> {
     sequence, key blocks absolute. Returns the output `[total_q, h_q, d]` and
     the log-sum-exp `[h_q, total_q]`. `fp-expand-prefill` rewrites it into
     `fp.varlen_block_pool`, `fp.varlen_pattern_discovery` and
-    `fp.varlen_masked_attention`.
+    `fp.varlen_masked_attention` (with `query_kind = pooled`, also
+    `fp.varlen_query_pool`).
 
     ```mlir
     %out, %lse = fp.prefill_varlen %q, %k, %v, %cu_q, %cu_k {threshold = #fp.threshold<>}
@@ -249,6 +250,7 @@ def FP_PrefillVarlenOp : FP_Op<"prefill_varlen", [Pure]> {
       Variadic<FP_Tensor>:$sequences,
       FP_BlockSizeAttr:$block_size,
       FP_ThresholdAttr:$threshold,
+      DefaultValuedAttr<FP_QueryKindAttr, "QueryKind::Full">:$query_kind,
       DefaultValuedAttr<BoolAttr, "true">:$causal,
       OptionalAttr<F32Attr>:$scale);
   let results = (outs FP_Tensor:$out, FP_Tensor:$lse);
@@ -281,6 +283,29 @@ def FP_VarlenBlockPoolOp : FP_Op<"varlen_block_pool", [Pure]> {
   let hasVerifier = 1;
 }
 
+def FP_VarlenQueryPoolOp : FP_Op<"varlen_query_pool", [Pure]> {
+  let summary = "mean of every query block of every sequence (pooled queries)";
+  let description = [{
+    `qbar[row, h]` is the mean of the query rows of local block I of
+    sequence i (fp32 sum, stored in the input dtype), at the compact-mask row
+    `row = floor(cu_seqlens_q[i] / B) + i + I`: `[num_rows, h_q, d]`, the
+    probes of `fp.varlen_pattern_discovery` with `query_kind = pooled`.
+
+    ```mlir
+    %qbar = fp.varlen_query_pool %q, %cu_q, %cu_k
+      : (tensor<?x32x128xbf16>, tensor<?xi32>, tensor<?xi32>) -> tensor<?x32x128xbf16>
+    ```
+  }];
+  let arguments = (ins FP_Tensor:$q, Variadic<FP_Tensor>:$sequences,
+                       FP_BlockSizeAttr:$block_size,
+                       OptionalAttr<FP_PoolTileAttr>:$tile);
+  let results = (outs FP_Tensor:$pooled);
+  let assemblyFormat = [{
+    $q `,` $sequences attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
 def FP_VarlenPatternDiscoveryOp : FP_Op<"varlen_pattern_discovery", [Pure]> {
   let summary = "fused scoring and selection of a varlen call into the compact mask";
   let description = [{
@@ -292,7 +317,9 @@ def FP_VarlenPatternDiscoveryOp : FP_Op<"varlen_pattern_discovery", [Pure]> {
     no unfused form: scores never leave the kernel. The compact mask:
     `counts [num_rows, h_q]` and ascending absolute key-block `ids
     [num_rows, h_q, max_key_blocks]`, query block I of sequence i in row
-    `floor(cu_seqlens_q[i] / B) + i + I`.
+    `floor(cu_seqlens_q[i] / B) + i + I`. With `query_kind = pooled`,
+    `query` is `fp.varlen_query_pool`'s `[num_rows, h_q, d]` and block I's
+    one probe sits at its last row.
 
     ```mlir
     %counts, %ids = fp.varlen_pattern_discovery %q, %kbar, %cu_q, %cu_k {threshold = #fp.threshold<>}
@@ -304,6 +331,7 @@ def FP_VarlenPatternDiscoveryOp : FP_Op<"varlen_pattern_discovery", [Pure]> {
       Variadic<FP_Tensor>:$sequences,
       FP_BlockSizeAttr:$block_size,
       FP_ThresholdAttr:$threshold,
+      DefaultValuedAttr<FP_QueryKindAttr, "QueryKind::Full">:$query_kind,
       DefaultValuedAttr<BoolAttr, "true">:$causal,
       OptionalAttr<F32Attr>:$scale,
       OptionalAttr<FP_DiscoveryTileAttr>:$tile);
