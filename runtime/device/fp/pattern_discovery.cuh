@@ -200,8 +200,8 @@ struct DenseDiscovery {
 /// Candidates are the key blocks j <= J(I) = (p + last row of I) / B;
 /// window and last_n count from J(I) and from the sequence's own query
 /// blocks; the compact mask row is floor(cu_seqlens_q[i] / B) + i + I.
-/// Pooled queries: qbar of that row (varlen_query_pool), placed at I's last
-/// row, so it sees every j <= J(I).
+/// Pooled queries: qbar of that row (varlen_query_pool), the one probe of
+/// block I, scores every candidate j <= J(I) (as the reference does).
 struct VarlenDiscovery {
   using Params = FpVarlenDiscoveryParams;
 
@@ -315,8 +315,6 @@ FP_DEVICE void discover_blocks(const typename Problem::Params &params) {
   // row, qbar_I, positioned at block I's last valid row.
   const bool pooled = Problem::pooled(params);
   const int num_probes = pooled ? 1 : cta.num_rows;
-  // Absolute position of I's last valid row: it sees every candidate.
-  const int last_pos = cta.first_pos + cta.num_rows - 1;
   const int k_len = cta.k_len;
 
   // Query tile; rows >= num_probes are zero and never counted.
@@ -387,7 +385,9 @@ FP_DEVICE void discover_blocks(const typename Problem::Params &params) {
 
     // Visibility: probe row r valid, j <= J, and the row's position at or
     // past block j's last key (with s_q == s_k: the diagonal j == I only
-    // for I's last row). Invisible -> -inf.
+    // for I's last row). The pooled probe sees every j <= J, block J
+    // included even where a prefix not aligned to B puts J's last key past
+    // I's last row (the reference's rule). Invisible -> -inf.
     float local_max = neg_inf();
 #pragma unroll
     for (int mt = 0; mt < kMTiles; ++mt)
@@ -402,9 +402,8 @@ FP_DEVICE void discover_blocks(const typename Problem::Params &params) {
           // off the GEMM's critical path.
           if ((chunk + 1) * kKeyChunk > first_partial) {
             const int j = chunk * kKeyChunk + nt * 8 + quad_col * 2 + (i & 1);
-            const int pos = pooled ? last_pos : first_pos + r;
             const int last_key = const_min((j + 1) * kBlockSize, k_len) - 1;
-            visible = visible && j <= last_block && last_key <= pos;
+            visible = visible && j <= last_block && (pooled || last_key <= first_pos + r);
           }
           const float v = visible ? acc[mt][nt][i] * scale_log2 : neg_inf();
           acc[mt][nt][i] = v;
