@@ -11,6 +11,7 @@
 #include "DynamicLibrary.h"
 #include "flashprefill/runtime/embedded_headers.h"
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <dlfcn.h>
@@ -256,6 +257,18 @@ Nvrtc::buildOptions(const NvrtcOptions &options) const {
   }
   for (const std::string &extra : options.extraOptions)
     args.push_back(extra);
+  // NVRTC 12.9+ keeps its own on-disk cache of compiled programs (where a
+  // driver is present); a hit skips ptxas and so its -v report, which the
+  // spill gate, fp-tune's spill pruning and the kernel cache's resource
+  // report read. Seen on an H200: a second run of FPRuntimeTests on the same
+  // machine got empty reports. Our kernel cache already caches the output,
+  // so NVRTC's cache only hides the report.
+  const bool wantsPtxasReport =
+      std::find(args.begin(), args.end(), "-v") != args.end() ||
+      std::find(args.begin(), args.end(), "--verbose") != args.end();
+  if (wantsPtxasReport && (major_ > 12 || (major_ == 12 && minor_ >= 9)) &&
+      std::find(args.begin(), args.end(), "--no-cache") == args.end())
+    args.push_back("--no-cache");
   return args;
 }
 

@@ -94,6 +94,24 @@ TEST(NVRTCTest, CompilesCubinForExactArch) {
   EXPECT_EQ(out->resources[0].spillStoreBytes, 0);
   EXPECT_NE(std::find(out->options.begin(), out->options.end(), "-arch=sm_90a"),
             out->options.end());
+  // NVRTC 12.9+ would serve a second compile of this program from its own
+  // cache without running ptxas (an empty report): a ptxas report request
+  // turns that cache off, and NVRTC accepts the option (the compile above).
+  auto [major, minor] = nvrtc->version();
+  const bool hasNvrtcCache = major > 12 || (major == 12 && minor >= 9);
+  EXPECT_EQ(std::find(out->options.begin(), out->options.end(), "--no-cache") !=
+                out->options.end(),
+            hasNvrtcCache);
+  StatusOr<NvrtcOutput> again = nvrtc->compile(kTinyKernel, "tiny.cu", options);
+  ASSERT_TRUE(again) << again.status().toString();
+  EXPECT_EQ(again->resources.size(), 1u) << again->log;
+  NvrtcOptions quiet = options;
+  quiet.ptxasVerbose = false;
+  StatusOr<NvrtcOutput> noReport = nvrtc->compile(kTinyKernel, "tiny.cu", quiet);
+  ASSERT_TRUE(noReport) << noReport.status().toString();
+  EXPECT_EQ(std::find(noReport->options.begin(), noReport->options.end(),
+                      "--no-cache"),
+            noReport->options.end());
 }
 
 // A compute_80 compile yields portable PTX for that virtual arch.
