@@ -26,6 +26,8 @@
 #include "flashprefill/flashprefill.h"
 #include "flashprefill/flashprefill.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <climits>
 #include <cmath>
 #include <cstdio>
@@ -338,12 +340,499 @@ void checkWorkspaceQueries(FuzzInput &in, const fp_plan_t *plan) {
   }
 }
 
+
+/// Checks a failed call's message: non-empty and naming an argument, i.e.
+/// "<name>: ..." with the name starting with a letter.
+void checkNamesArgument(const std::string &message, const std::string &what) {
+  FP_FUZZ_CHECK(!message.empty(), what + " failed without a message");
+  size_t colon = message.find(": ");
+  FP_FUZZ_CHECK(colon != std::string::npos && colon > 0 &&
+                    std::isalpha(static_cast<unsigned char>(message[0])),
+                what + ": the message names no argument: " + message);
+}
+
+/// The varlen byte queries, each checked: 0 iff an error was set.
+void checkVarlenWorkspaceQueries(FuzzInput &in, const fp_plan_t *plan) {
+  int count = int(in.range(0, 3));
+  for (int i = 0; i < count; ++i) {
+    int64_t batch = in.flag() ? in.range(-1, 4) : int64Value(in);
+    int64_t totalQ = in.flag() ? in.range(-1, 1300) : int64Value(in);
+    int64_t maxQ = in.flag() ? in.range(-1, 700) : int64Value(in);
+    int64_t maxK = in.flag() ? in.range(-1, 700) : int64Value(in);
+    const fp_plan_t *p = in.byte() < 245 ? plan : nullptr;
+    size_t bytes = 0;
+    switch (in.range(0, 2)) {
+    case 0:
+      bytes = fp_plan_varlen_workspace_bytes(p, batch, totalQ, maxQ, maxK);
+      break;
+    case 1:
+      bytes =
+          fp_plan_varlen_select_workspace_bytes(p, batch, totalQ, maxQ, maxK);
+      break;
+    default:
+      bytes = fp_plan_varlen_mask_bytes(p, batch, totalQ, maxK);
+      break;
+    }
+    bool error = *fp_last_error() != '\0';
+    FP_FUZZ_CHECK(error == (bytes == 0),
+                  "varlen bytes query: " + std::to_string(bytes) +
+                      " with error '" + fp_last_error() + "'");
+    if (error)
+      checkNamesArgument(fp_last_error(), "varlen bytes query");
+  }
+}
+
+/// Everything a varlen call may write, for the error and determinism checks.
+struct VarlenOutputs {
+  std::vector<uint16_t> out;
+  std::vector<float> lse;
+  std::vector<int32_t> counts, ids;
+  unsigned long long kept = 0;
+  bool operator==(const VarlenOutputs &o) const {
+    // Bitwise: NaN payloads must repeat too.
+    auto same = [](const auto &a, const auto &b) {
+      return a.size() == b.size() &&
+             (a.empty() ||
+              std::memcmp(a.data(), b.data(), a.size() * sizeof(a[0])) == 0);
+    };
+    return same(out, o.out) && same(lse, o.lse) && same(counts, o.counts) &&
+           same(ids, o.ids) && kept == o.kept;
+  }
+};
+
+/// The variable-length calls (flashprefill.h "Engine shapes", docs/varlen.md)
+/// on a CPU plan: sequences of a few dozen tokens, packed or paged K/V (page
+/// sizes include non-powers of two), maxima, struct_size, apply_last_n,
+/// tensor views, mask shapes and workspace sizes, each sometimes broken.
+/// Besides the dense calls' invariants: on success, a second identical call
+/// gives bit-identical outputs, and out/lse rows past cu_seqlens_q[b] keep
+/// their fill pattern.
+int fuzzVarlen(FuzzInput &in, fp_plan_t *plan, fp::Plan *cppPlan,
+               const fp_plan_spec_t &ps) {
+  if (!cppPlan)
+    checkVarlenWorkspaceQueries(in, plan);
+  const int64_t hq = ps.num_q_heads, hkv = ps.num_kv_heads, d = ps.head_dim;
+  const int64_t blockSize = ps.block_size;
+
+  // Lengths: q_len_i in [0, 40], prefix in [0, 40]; sometimes broken below.
+  int64_t b = in.byte() < 240 ? in.range(1, std::min<int64_t>(ps.max_batch, 3))
+                              : in.range(-1, 4);
+  const int64_t seqs = std::clamp<int64_t>(b, 1, 4); // entries we back
+  std::vector<int32_t> qLen(seqs), kLen(seqs);
+  int64_t maxQ = 0, maxK = 0, work = 0;
+  for (int64_t i = 0; i < seqs; ++i) {
+    qLen[i] = int32_t(in.range(0, 40));
+    kLen[i] = qLen[i] + int32_t(in.range(0, 40));
+    maxQ = std::max<int64_t>(maxQ, qLen[i]);
+    maxK = std::max<int64_t>(maxK, kLen[i]);
+    work += int64_t(qLen[i]) * kLen[i];
+  }
+  if (work * hq * d > kMaxWork)
+    return 0;
+  std::vector<int32_t> cuQ(seqs + 1, 0), cuK(seqs + 1, 0);
+  for (int64_t i = 0; i < seqs; ++i) {
+    cuQ[i + 1] = cuQ[i] + qLen[i];
+    cuK[i + 1] = cuK[i] + kLen[i];
+  }
+  // Rows past cu_seqlens_q[b] belong to no sequence.
+  int64_t totalQ = std::max<int64_t>(cuQ[seqs] + in.range(0, 2), 1);
+  int64_t totalK = std::max<int64_t>(cuK[seqs] + in.range(0, 1), 1);
+
+  fp_varlen_t vl{};
+  vl.struct_size = in.byte() < 240 ? sizeof(fp_varlen_t)
+                                   : size_t(in.raw<uint64_t>() % 256);
+  vl.batch = b;
+  vl.max_seqlen_q = maybeBreak64(in, std::max<int64_t>(maxQ, 1));
+  vl.max_seqlen_k = maybeBreak64(in, std::max<int64_t>(maxK, 1));
+  if (in.byte() >= 200 && vl.max_seqlen_k < INT32_MAX) // loose maxima
+    vl.max_seqlen_k += in.range(0, 8);
+
+  const bool paged = in.flag();
+  const int64_t pageSizes[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
+  const int64_t notPowersOfTwo[] = {3, 5, 6, 12, 48, 100, 255, 257};
+  int64_t pageSize = in.pick(pageSizes);
+  uint8_t pageKind = in.byte();
+  if (pageKind >= 250)
+    pageSize = in.range(-1, 300);
+  else if (pageKind >= 235)
+    pageSize = in.pick(notPowersOfTwo);
+  std::vector<int32_t> pageTable, kLens(kLen);
+  int64_t numPages = 1, maxPages = 1;
+  if (paged) {
+    const int64_t ps1 = std::max<int64_t>(pageSize, 1);
+    for (int64_t i = 0; i < seqs; ++i)
+      maxPages = std::max<int64_t>(maxPages, (kLen[i] + ps1 - 1) / ps1);
+    maxPages += in.range(0, 2);
+    int64_t used = 0;
+    for (int64_t i = 0; i < seqs; ++i)
+      used += (kLen[i] + ps1 - 1) / ps1;
+    numPages = std::max<int64_t>(used + in.range(0, 2), 1);
+    // Pages in a shuffled order, so sequences interleave in the pool.
+    std::vector<int32_t> order(numPages);
+    for (int64_t p = 0; p < numPages; ++p)
+      order[p] = int32_t(p);
+    for (int64_t p = numPages - 1; p > 0; --p)
+      std::swap(order[p], order[in.range(0, p)]);
+    int64_t next = 0;
+    pageTable.assign(size_t(seqs * maxPages), -1); // unused entries: invalid
+    for (int64_t i = 0; i < seqs; ++i)
+      for (int64_t t = 0; t < (kLen[i] + ps1 - 1) / ps1; ++t)
+        pageTable[i * maxPages + t] = order[next++];
+  }
+  int64_t declaredMaxPages = maybeBreak64(in, maxPages);
+
+  // One length field broken now and then (the CPU backend reads them all).
+  uint8_t breakLengths = in.byte();
+  if (breakLengths >= 216) {
+    int64_t i = in.range(0, seqs);
+    int32_t value = in.flag() ? int32_t(in.range(-2, 100)) : int32Value(in);
+    switch (in.range(0, 4)) {
+    case 0:
+      cuQ[i] = value;
+      break;
+    case 1:
+      cuK[i] = value;
+      break;
+    case 2:
+      kLens[std::min(i, seqs - 1)] = value;
+      break;
+    case 3:
+      if (!pageTable.empty())
+        pageTable[in.range(0, int64_t(pageTable.size()) - 1)] = value;
+      break;
+    default:
+      std::swap(cuQ, cuK); // keys fewer than queries, or past a total
+    }
+  }
+  std::vector<int32_t> applyLastN(seqs);
+  for (auto &a : applyLastN)
+    a = int32_t(in.range(0, 1));
+  uint8_t pointers = in.byte(); // which length pointers are given
+  vl.cu_seqlens_q = pointers >= 250 ? nullptr : cuQ.data();
+  if (paged) {
+    vl.page_table = pointers >= 245 && pointers < 250 ? nullptr
+                                                      : pageTable.data();
+    vl.k_lens = pointers >= 240 && pointers < 245 ? nullptr : kLens.data();
+    vl.max_pages = declaredMaxPages;
+    if (pointers >= 235 && pointers < 240)
+      vl.cu_seqlens_k = cuK.data(); // both layouts
+  } else {
+    vl.cu_seqlens_k = cuK.data();
+    if (pointers >= 235 && pointers < 240)
+      vl.k_lens = kLens.data(); // both layouts
+  }
+  vl.apply_last_n = in.flag() ? applyLastN.data() : nullptr;
+  // The library reads batch + 1 offsets, batch lengths, batch rows of the
+  // page table: a batch past what is backed would be a harness lie. Only the
+  // page-table entries a sequence needs are read (flashprefill.h), so a
+  // declared max_pages wider than the table is backed only up to them.
+  if (b > seqs)
+    return 0;
+  std::vector<int32_t> wideTable;
+  if (paged && vl.page_table && declaredMaxPages != maxPages &&
+      declaredMaxPages >= 1 && b >= 1) {
+    int64_t needed = 0;
+    for (int64_t i = 0; i < b; ++i) {
+      int64_t pages = kLens[i] >= 0 && pageSize >= 1
+                          ? (int64_t(kLens[i]) + pageSize - 1) / pageSize
+                          : 0;
+      pages = std::min(pages, declaredMaxPages);
+      int64_t end;
+      if (__builtin_mul_overflow(i, declaredMaxPages, &end) ||
+          __builtin_add_overflow(end, pages, &end))
+        return 0;
+      needed = std::max(needed, end);
+    }
+    if (needed > kMaxElements)
+      return 0;
+    wideTable.assign(size_t(std::max<int64_t>(needed, 1)), 0);
+    for (int64_t i = 0; i < b; ++i)
+      for (int64_t t = 0; t < std::min(maxPages, declaredMaxPages); ++t)
+        if (i * declaredMaxPages + t < needed)
+          wideTable[i * declaredMaxPages + t] = pageTable[i * maxPages + t];
+    vl.page_table = wideTable.data();
+  }
+  const fp_varlen_t *vp = in.byte() >= 252 ? nullptr : &vl;
+
+  Filler filler{in.raw<uint64_t>() | 1, int(in.range(0, 2))};
+  TensorArg q, k, v, out;
+  makeTensor(in, q, 1, totalQ, hq, d, ps.dtype, filler);
+  if (paged) {
+    makeTensor(in, k, numPages, pageSize, hkv, d, ps.dtype, filler);
+    makeTensor(in, v, numPages, pageSize, hkv, d, ps.dtype, filler);
+  } else {
+    makeTensor(in, k, 1, totalK, hkv, d, ps.dtype, filler);
+    makeTensor(in, v, 1, totalK, hkv, d, ps.dtype, filler);
+  }
+  makeTensor(in, out, 1, totalQ, hq, d, ps.dtype, filler);
+  if (q.tooLargeToBack || k.tooLargeToBack || v.tooLargeToBack ||
+      out.tooLargeToBack)
+    return 0;
+  int32_t paramLengths[4] = {0, 1, 2, 3};
+  fp_params_t params = decodeParams(in, paramLengths);
+  const fp_params_t *pp = in.byte() >= 250 ? nullptr : &params;
+
+  // lse is [h_q, total_q], total_q from q's declared shape.
+  std::vector<float> lse;
+  int64_t lseCount = 0;
+  if (in.flag() &&
+      product({hq, q.view.shape[1]}, kMaxElements, &lseCount) && lseCount > 0) {
+    lse.assign(size_t(lseCount), -7.0f);
+    params.lse = lse.data();
+  }
+  unsigned long long kept = in.flag() ? in.raw<uint64_t>() : 0;
+  if (in.flag())
+    params.kept_counter = &kept;
+
+  // The compact mask: mostly the call's shape, buffers exactly its size.
+  // (The harness's own sizes when the declared ones are broken.)
+  const int64_t maskKeys = vl.max_seqlen_k >= 1 && vl.max_seqlen_k <= INT32_MAX
+                               ? vl.max_seqlen_k
+                               : std::max<int64_t>(maxK, 1);
+  fp_varlen_mask_t mask{nullptr, nullptr, totalQ / blockSize + b, hq,
+                        (maskKeys + blockSize - 1) / blockSize};
+  if (in.byte() >= 224) {
+    switch (in.range(0, 2)) {
+    case 0:
+      mask.num_rows = in.flag() ? mask.num_rows + in.range(-1, 1)
+                                : int64Value(in);
+      break;
+    case 1:
+      mask.heads = int64Value(in);
+      break;
+    default:
+      mask.max_key_blocks = in.flag() ? mask.max_key_blocks + in.range(-1, 1)
+                                      : int64Value(in);
+    }
+  }
+  int64_t rows = 0, cells = 0;
+  bool maskBacked =
+      product({mask.num_rows, mask.heads}, kMaxElements, &rows) &&
+      product({rows, mask.max_key_blocks}, kMaxElements, &cells);
+  if (!maskBacked)
+    rows = cells = 0;
+  std::vector<int32_t> counts(size_t(rows) + 1), ids(size_t(cells) + 1);
+  uint8_t maskNulls = in.byte();
+  mask.counts = maskNulls >= 250 ? nullptr : counts.data();
+  mask.ids = maskNulls >= 245 && maskNulls < 250 ? nullptr : ids.data();
+  if (!maskBacked && mask.counts && mask.ids && mask.num_rows > 0 &&
+      mask.heads > 0 && mask.max_key_blocks > 0)
+    return 0; // might be accepted but cannot be backed
+  // Contents for attend: random (validation must catch bad ids) or every
+  // key block up to the row's last (causal-plausible; validation decides).
+  bool plausibleMask = in.flag();
+  for (int64_t r = 0; r < rows; ++r)
+    counts[r] = plausibleMask ? int32_t(std::min<int64_t>(
+                                    mask.max_key_blocks, 1 + r % 3))
+                              : int32_t(in.range(-2, 8));
+  for (int64_t c = 0; c < cells; ++c)
+    ids[c] = plausibleMask && mask.max_key_blocks > 0
+                 ? int32_t(c % mask.max_key_blocks)
+                 : int32_t(in.range(-2, 8));
+  const fp_varlen_mask_t *mp = in.byte() >= 250 ? nullptr : &mask;
+
+  // Workspace: the required size, mostly; sometimes off by a little or a lot.
+  int op = int(in.range(0, 3));
+  uint64_t required = 0;
+  {
+    auto bytes =
+        cppPlan ? (op == 0 ? cppPlan->varlenSelectWorkspaceBytes(
+                                 b, totalQ, vl.max_seqlen_q, vl.max_seqlen_k)
+                           : cppPlan->varlenWorkspaceBytes(
+                                 b, totalQ, vl.max_seqlen_q, vl.max_seqlen_k))
+                : fp::StatusOr<size_t>(
+                      op == 0 ? fp_plan_varlen_select_workspace_bytes(
+                                    plan, b, totalQ, vl.max_seqlen_q,
+                                    vl.max_seqlen_k)
+                              : fp_plan_varlen_workspace_bytes(
+                                    plan, b, totalQ, vl.max_seqlen_q,
+                                    vl.max_seqlen_k));
+    required = bytes.isOk() ? *bytes : 0;
+  }
+  uint64_t claimed = required;
+  uint8_t wsKind = in.byte();
+  if (wsKind >= 240)
+    claimed = in.raw<uint64_t>();
+  else if (wsKind >= 220)
+    claimed = required + uint64_t(in.range(-256, 256));
+  uint64_t backedBytes = std::min<uint64_t>(claimed, kMaxWorkspace);
+  if (required > backedBytes && claimed >= required)
+    fp::fuzz::fail("harness: varlen workspace larger than kMaxWorkspace");
+  std::unique_ptr<char[]> workspace(new char[backedBytes ? backedBytes : 1]);
+  void *ws = in.byte() >= 250 ? nullptr : workspace.get();
+  const fp_plan_t *cp = in.byte() >= 252 ? nullptr : plan;
+
+  auto snapshot = [&] {
+    VarlenOutputs o;
+    o.out.assign(out.storage.get(), out.storage.get() + out.elements);
+    o.lse = lse;
+    o.counts = counts;
+    o.ids = ids;
+    o.kept = kept;
+    return o;
+  };
+  auto restore = [&](const VarlenOutputs &o) {
+    std::copy(o.out.begin(), o.out.end(), out.storage.get());
+    lse = o.lse;
+    counts = o.counts;
+    ids = o.ids;
+    kept = o.kept;
+  };
+  const char *names[] = {"fp_select_varlen", "fp_attend_varlen",
+                         "fp_prefill_varlen", "fp_select_varlen + attend"};
+  const std::string name = names[op];
+  int status = FP_OK;
+  std::string message;
+  auto run = [&](auto cFn, auto cppFn) {
+    if (cppPlan) {
+      fp::Status st = cppFn();
+      status = int(st.code());
+      message = st.message();
+      FP_FUZZ_CHECK(st.isOk() == message.empty(), message);
+    } else {
+      status = cFn();
+      checkStatus(status, name);
+      message = fp_last_error();
+    }
+  };
+  auto select = [&] {
+    run(
+        [&] {
+          return fp_select_varlen(cp, q.ptr(), k.ptr(), vp, pp,
+                                  const_cast<fp_varlen_mask_t *>(mp), ws,
+                                  claimed, nullptr);
+        },
+        [&] {
+          return cppPlan->selectVarlen(q.ptr(), k.ptr(), vp, pp, mp, ws,
+                                       claimed, nullptr);
+        });
+  };
+  auto attend = [&] {
+    run(
+        [&] {
+          return fp_attend_varlen(cp, q.ptr(), k.ptr(), v.ptr(), vp, mp,
+                                  out.ptr(), pp, nullptr);
+        },
+        [&] {
+          return cppPlan->attendVarlen(q.ptr(), k.ptr(), v.ptr(), vp, mp,
+                                       out.ptr(), pp, nullptr);
+        });
+  };
+  auto prefill = [&] {
+    run(
+        [&] {
+          return fp_prefill_varlen(cp, q.ptr(), k.ptr(), v.ptr(), vp,
+                                   out.ptr(), pp, ws, claimed, nullptr);
+        },
+        [&] {
+          return cppPlan->prefillVarlen(q.ptr(), k.ptr(), v.ptr(), vp,
+                                        out.ptr(), pp, ws, claimed, nullptr);
+        });
+  };
+  // One call of `op`; leaves status, message and the outputs.
+  bool selectSucceeded = false; // op 3: the select half, and its count
+  unsigned long long keptAfterSelect = 0;
+  auto call = [&]() {
+    selectSucceeded = false;
+    switch (op) {
+    case 0:
+      select();
+      break;
+    case 1:
+      attend();
+      break;
+    case 2:
+      prefill();
+      break;
+    default:
+      select();
+      if (status == FP_OK) {
+        keptAfterSelect = kept;
+        selectSucceeded = true;
+        attend();
+        // Select accepted plan, q, k, varlen, params and the mask: attend
+        // may only reject v or out.
+        if (status != FP_OK)
+          FP_FUZZ_CHECK(message.rfind("v", 0) == 0 ||
+                            message.rfind("out", 0) == 0,
+                        "attend_varlen rejected what select_varlen "
+                        "accepted: " +
+                            message);
+      }
+    }
+  };
+
+  const VarlenOutputs before = snapshot();
+  call();
+
+  static const bool trace = std::getenv("FP_FUZZ_CAPI_TRACE") != nullptr;
+  if (trace)
+    std::fprintf(stderr,
+                 "trace: %s%s%s b=%lld total_q=%lld hq=%lld d=%lld -> %d %s\n",
+                 name.c_str(), paged ? " paged" : " packed",
+                 cppPlan ? " (C++)" : "", (long long)b, (long long)totalQ,
+                 (long long)hq, (long long)d, status,
+                 message.substr(0, 60).c_str());
+
+  if (status != FP_OK) {
+    checkNamesArgument(message, name);
+    VarlenOutputs after = snapshot();
+    FP_FUZZ_CHECK(after.out == before.out,
+                  name + " wrote out despite: " + message);
+    FP_FUZZ_CHECK(after.lse == before.lse,
+                  name + " wrote lse despite: " + message);
+    FP_FUZZ_CHECK(after.kept == (selectSucceeded ? keptAfterSelect
+                                                 : before.kept),
+                  name + " counted kept blocks despite: " + message);
+    if (op == 0)
+      FP_FUZZ_CHECK(after.counts == before.counts && after.ids == before.ids,
+                    name + " wrote the mask despite: " + message);
+    return 0;
+  }
+
+  // Success: the rows past cu_seqlens_q[b] are the caller's. total_q is q's
+  // declared rows (the library takes it from there).
+  const int64_t firstFree = cuQ[b], effectiveTotalQ = q.view.shape[1];
+  if (op != 0) {
+    const fp_tensor_t &o = out.view;
+    for (int64_t t = firstFree; t < effectiveTotalQ; ++t)
+      for (int64_t h = 0; h < hq; ++h)
+        for (int64_t e = 0; e < d; ++e) {
+          int64_t at = t * o.strides[1] + h * o.strides[2] + e;
+          FP_FUZZ_CHECK(out.storage[at] == before.out[at],
+                        name + " wrote out row " + std::to_string(t) +
+                            " past cu_seqlens_q[b] = " +
+                            std::to_string(firstFree));
+        }
+    if (!lse.empty())
+      for (int64_t t = firstFree; t < effectiveTotalQ; ++t)
+        for (int64_t h = 0; h < hq; ++h)
+          FP_FUZZ_CHECK(lse[h * effectiveTotalQ + t] ==
+                            before.lse[h * effectiveTotalQ + t],
+                        name + " wrote lse row " + std::to_string(t) +
+                            " past cu_seqlens_q[b]");
+  }
+  // A second identical call from the same starting state gives the same
+  // bits (the kept counter counts the same blocks again).
+  const VarlenOutputs first = snapshot();
+  restore(before);
+  call();
+  FP_FUZZ_CHECK(status == FP_OK, name + " failed on a repeat: " + message);
+  FP_FUZZ_CHECK(snapshot() == first,
+                name + ": a second identical call gave different outputs");
+  return 0;
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FuzzInput in(data, size);
   fp_plan_spec_t spec = decodeSpec(in);
-  bool useCpp = in.byte() >= 192; // the C++ fp::Plan instead of the C API
+  // The C++ fp::Plan instead of the C API; the varlen calls instead of the
+  // whole-prompt ones (C API for 160..191, C++ for 240..255).
+  uint8_t apiKind = in.byte();
+  bool useCpp = apiKind >= 192;
+  bool varlenCalls = (apiKind >= 160 && apiKind < 192) || apiKind >= 240;
 
   // Create the plan (sometimes through NULL pointers).
   uint8_t nulls = in.byte();
@@ -378,6 +867,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   std::unique_ptr<fp_plan_t, void (*)(fp_plan_t *)> owner(plan,
                                                           fp_plan_destroy);
   const fp_plan_spec_t &ps = cppPlan ? cppPlan->spec() : spec;
+  if (varlenCalls)
+    return fuzzVarlen(in, plan, cppPlan.get(), ps);
 
   // The problem: mostly within the plan.
   int64_t b = in.byte() < 240 ? in.range(1, std::min<int64_t>(ps.max_batch, 3))

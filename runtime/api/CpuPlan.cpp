@@ -58,10 +58,25 @@ ref::VarlenProblem varlenProblemOf(const fp_tensor_t &q, const fp_tensor_t &k,
   if (varlen.cu_seqlens_k) {
     p.cuSeqlensK.assign(varlen.cu_seqlens_k, varlen.cu_seqlens_k + b + 1);
   } else {
-    p.maxPages = varlen.max_pages;
-    p.pageTable.assign(varlen.page_table,
-                       varlen.page_table + b * size_t(varlen.max_pages));
     p.kLens.assign(varlen.k_lens, varlen.k_lens + b);
+    // Only the entries a sequence needs are read (flashprefill.h): a
+    // max_pages wider than the caller's table is valid. The copy keeps as
+    // many columns as the widest sequence needs (max_pages when a sequence
+    // needs more, so "too narrow" is still reported with the caller's value).
+    const int64_t pageSize = k.shape[1]; // validated: a power of two
+    std::vector<int64_t> pagesOf(b);
+    int64_t columns = 1;
+    for (size_t i = 0; i < b; ++i) {
+      const int64_t kLen = p.kLens[i];
+      pagesOf[i] = std::min<int64_t>(
+          kLen > 0 ? (kLen + pageSize - 1) / pageSize : 0, varlen.max_pages);
+      columns = std::max(columns, pagesOf[i]);
+    }
+    p.maxPages = columns;
+    p.pageTable.assign(b * size_t(columns), 0);
+    for (size_t i = 0; i < b; ++i)
+      std::copy_n(varlen.page_table + i * size_t(varlen.max_pages),
+                  pagesOf[i], p.pageTable.begin() + i * size_t(columns));
   }
   if (varlen.apply_last_n)
     p.applyLastN.assign(varlen.apply_last_n, varlen.apply_last_n + b);

@@ -350,6 +350,36 @@ TEST_F(VarlenApiTest, PagedMatchesPacked) {
   }
 }
 
+// Only the page-table entries a sequence needs are read (flashprefill.h),
+// so max_pages may be wider than the caller's table. The CPU backend copied
+// all batch * max_pages entries (fp-fuzz-capi: a heap-buffer-overflow read,
+// corpus/capi/regression-varlen-wide-max-pages); here the table ends at a
+// guard page right after the last needed entry.
+TEST_F(VarlenApiTest, WideMaxPagesReadsOnlyTheNeededEntries) {
+  auto expected = fp::ref::prefillVarlen(referenceProblem(), referenceOptions());
+  ASSERT_TRUE(expected.isOk());
+  usePaged();
+  const int64_t pageSize = k.shape[1], batch = varlen.batch;
+  const int64_t wide = 300; // > maxPages; 3 rows of it fit in a 4 KiB page
+  ASSERT_GT(wide, maxPages);
+  auto pagesOf = [&](int64_t i) {
+    return (int64_t(kLens[size_t(i)]) + pageSize - 1) / pageSize;
+  };
+  std::vector<int32_t> table(size_t((batch - 1) * wide + pagesOf(batch - 1)),
+                             -1);
+  for (int64_t i = 0; i < batch; ++i)
+    for (int64_t t = 0; t < pagesOf(i); ++t)
+      table[size_t(i * wide + t)] = pageTable[size_t(i * maxPages + t)];
+  GuardedPage page;
+  ASSERT_TRUE(page.ok());
+  ASSERT_LE(table.size() * sizeof(int32_t), size_t(sysconf(_SC_PAGESIZE)));
+  varlen.page_table =
+      page.placeAtEnd(table[0], table.size() * sizeof(int32_t));
+  varlen.max_pages = wide;
+  ASSERT_EQ(prefill(), FP_OK) << fp_last_error();
+  expectEqualsReference(*expected);
+}
+
 // The C++ methods are the same entry points.
 TEST_F(VarlenApiTest, CppApiMatchesC) {
   auto created = fp::Plan::create(spec);
