@@ -171,6 +171,7 @@ class Varlen(ctypes.Structure):
         ("max_pages", ctypes.c_int64),
         ("k_lens", ctypes.c_void_p),
         ("apply_last_n", ctypes.c_void_p),
+        ("pooled_k", ctypes.c_void_p),  # version 2
     ]
 
     def __init__(self, *args, **kwargs):
@@ -253,6 +254,8 @@ def _declare(cdll: ctypes.CDLL) -> None:
         "fp_plan_varlen_workspace_bytes": (sz, [PlanHandle, i64, i64, i64, i64]),
         "fp_plan_varlen_select_workspace_bytes": (sz, [PlanHandle, i64, i64, i64, i64]),
         "fp_plan_varlen_mask_bytes": (sz, [PlanHandle, i64, i64, i64]),
+        "fp_plan_varlen_pooled_keys_bytes": (sz, [PlanHandle, i64, i64]),
+        "fp_pool_keys_varlen": (status, [PlanHandle, tensor_p, tensor_p, varlen_p, vp, vp]),
         "fp_select_varlen": (status, [PlanHandle, tensor_p, tensor_p, varlen_p, params_p,
                                       vmask_p, vp, sz, vp]),
         "fp_attend_varlen": (status, [PlanHandle, tensor_p, tensor_p, tensor_p, varlen_p,

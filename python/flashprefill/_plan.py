@@ -23,7 +23,7 @@ from ._mask import Mask, VarlenMask
 from ._params import default_block_size, make_params
 from ._streams import stream_handle
 from ._varlen import (VarlenProblem, c_rows, c_varlen, check_plan_fits, describe_varlen,
-                      mask_shape, resolve_maxima)
+                      mask_shape, pooled_keys_shape, resolve_maxima)
 from ._validate import INT32_MAX, INVALID, UNSUPPORTED, check_layout, int32, int64, invalid, \
     raise_library_error, uint64
 
@@ -394,6 +394,54 @@ class Plan:
         return self._varlen_bytes(self._lib.fp_plan_varlen_mask_bytes, batch, total_q,
                                   max_seqlen_k)
 
+    def varlen_pooled_keys_bytes(self, batch: int, max_seqlen_k: int) -> int:
+        """Bytes of the pooled keys of a varlen call (:meth:`pool_keys_varlen`,
+        ``pooled_k=``): ``batch * h_kv * ceil(max_seqlen_k / B) * d`` elements."""
+        values = [int64("batch", batch), int64("max_seqlen_k", max_seqlen_k)]
+        n = self._lib.fp_plan_varlen_pooled_keys_bytes(self._live(), *values)
+        if n == 0:
+            raise FlashPrefillError(INVALID, "invalid argument", _capi.last_error())
+        return int(n)
+
+    def _pooled_keys(self, pooled_k, p: VarlenProblem, *, output: bool) -> Arg:
+        """The caller's pooled keys ``[b, h_kv, ceil(max_seqlen_k / B), d]``,
+        contiguous, in q's dtype, next to q."""
+        shape = pooled_keys_shape(p, self._spec.block_size)
+        a = describe(pooled_k, "pooled_k", p.q.dtype, ndim=None, output=output)
+        check_same_place(a, self._spec.device, p.q)
+        if a.dtype != p.q.dtype:
+            raise invalid(f"pooled_k.dtype: expected {DTYPE_NAMES[p.q.dtype]} (q's dtype), got "
+                          f"{pooled_k.dtype}")
+        if tuple(a.shape) != shape:
+            raise invalid(f"pooled_k: expected shape [b, h_kv, ceil(max_seqlen_k / B), d] = "
+                          f"{list(shape)}, got {list(a.shape)}")
+        if not contiguous(a):
+            raise invalid(f"pooled_k: expected a contiguous array, got strides {a.strides}")
+        return a
+
+    def pool_keys_varlen(self, q, k, cu_seqlens_q, cu_seqlens_k=None, *, k_lens=None,
+                         page_table=None, max_seqlen_q=None, max_seqlen_k=None, out=None,
+                         dtype=None, stream=None):
+        """Rule step 1 alone (``fp_pool_keys_varlen``): the pooled keys (block
+        means, rounded to the dtype) of every key block of each sequence, as
+        ``[b, h_kv, ceil(max_seqlen_k / B), d]`` next to q (written into
+        `out` when given; blocks past a sequence's keys are left as they
+        are). Pass them back as ``pooled_k=`` to :meth:`select_varlen` or
+        :meth:`prefill_varlen`: an engine keeps the pooled keys of a cached
+        prefix's full blocks from chunk to chunk, and context parallelism
+        selects over keys that live on other GPUs. q is read for its shape
+        only."""
+        p = self._varlen(q, k, None, cu_seqlens_q, cu_seqlens_k, k_lens, page_table, None,
+                         None, max_seqlen_q, max_seqlen_k, dtype, takes_v=False)
+        if out is None:
+            out = empty(p.q, pooled_keys_shape(p, self._spec.block_size), "same")
+        a = self._pooled_keys(out, p, output=True)
+        status = self._lib.fp_pool_keys_varlen(self._live(), c_rows(p.q), c_rows(p.k),
+                                               ctypes.byref(c_varlen(p)), a.ptr,
+                                               stream_handle(stream, self._spec.device))
+        raise_varlen_error(status, p)
+        return out
+
     def empty_varlen_workspace(self, batch: int, total_q: int, max_seqlen_q: int,
                                max_seqlen_k: int, *, select_only: bool = False):
         """A workspace for these sizes: a uint8 torch tensor on the plan's
@@ -457,18 +505,21 @@ class Plan:
                       page_table=None, max_seqlen_q=None, max_seqlen_k=None, apply_last_n=None,
                       alpha=None, sink=None, window=None, last_n=None, min_budget=None,
                       threshold=None, scale=None, mask=None, workspace=None, kept_counter=None,
-                      dtype=None, stream=None, _pre=None) -> VarlenMask:
+                      pooled_k=None, dtype=None, stream=None, _pre=None) -> VarlenMask:
         """The kept key blocks of every query block of every sequence
         (``fp_select_varlen``), as a :class:`VarlenMask`.
 
         Writes into `mask` (a :class:`VarlenMask` or ``(counts, ids)`` of
         shapes ``[num_rows, h_q]`` / ``[num_rows, h_q, max_key_blocks]``)
         when given, else allocates one next to q. `workspace` needs
-        :meth:`varlen_select_workspace_bytes`.
+        :meth:`varlen_select_workspace_bytes`. `pooled_k`: the pooled keys
+        of :meth:`pool_keys_varlen` to score against instead of pooling k
+        (k is then not read).
         """
         p = self._varlen(q, k, None, cu_seqlens_q, cu_seqlens_k, k_lens, page_table,
                          apply_last_n, None, max_seqlen_q, max_seqlen_k, dtype, _pre,
                          takes_v=False)
+        pk = None if pooled_k is None else self._pooled_keys(pooled_k, p, output=False)
         result, cm = self._varlen_mask(mask, p, output=True)
         params = make_params(alpha=alpha, sink=sink, window=window, last_n=last_n,
                              min_budget=min_budget, threshold=threshold, scale=scale,
@@ -477,7 +528,7 @@ class Plan:
                                                     p.max_seqlen_k)
         ws, ws_ptr, ws_bytes = self._workspace(workspace, p.q, needed)
         status = self._lib.fp_select_varlen(self._live(), c_rows(p.q), c_rows(p.k),
-                                            ctypes.byref(c_varlen(p)), ctypes.byref(params),
+                                            ctypes.byref(c_varlen(p, pk)), ctypes.byref(params),
                                             ctypes.byref(cm), ws_ptr, ws_bytes,
                                             stream_handle(stream, self._spec.device))
         raise_varlen_error(status, p)
@@ -507,14 +558,16 @@ class Plan:
                        apply_last_n=None, alpha=None, sink=None, window=None, last_n=None,
                        min_budget=None, threshold=None, scale=None, out=None, lse=None,
                        return_lse: bool = False, workspace=None, kept_counter=None, dtype=None,
-                       stream=None, dense_below_tokens=None, _pre=None):
+                       stream=None, dense_below_tokens=None, pooled_k=None, _pre=None):
         """Selection then attention for a variable-length batch
         (``fp_prefill_varlen``), the mask living in the workspace
         (:meth:`varlen_workspace_bytes`). Arguments as
         :func:`flashprefill.prefill_varlen`; returns ``out`` or
-        ``(out, lse)`` like :meth:`attend_varlen`."""
+        ``(out, lse)`` like :meth:`attend_varlen`. `pooled_k` as
+        :meth:`select_varlen`."""
         p = self._varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, k_lens, page_table, apply_last_n,
                          out, max_seqlen_q, max_seqlen_k, dtype, _pre)
+        pk = None if pooled_k is None else self._pooled_keys(pooled_k, p, output=False)
         out, oa = self._varlen_out(out, p)
         lse, lse_ptr = self._varlen_lse(lse, return_lse, p)
         params = make_params(alpha=alpha, sink=sink, window=window, last_n=last_n,
@@ -524,7 +577,7 @@ class Plan:
         needed = self.varlen_workspace_bytes(p.batch, p.total_q, p.max_seqlen_q, p.max_seqlen_k)
         ws, ws_ptr, ws_bytes = self._workspace(workspace, p.q, needed)
         status = self._lib.fp_prefill_varlen(self._live(), c_rows(p.q), c_rows(p.k),
-                                             c_rows(p.v), ctypes.byref(c_varlen(p)), c_rows(oa),
+                                             c_rows(p.v), ctypes.byref(c_varlen(p, pk)), c_rows(oa),
                                              ctypes.byref(params), ws_ptr, ws_bytes,
                                              stream_handle(stream, self._spec.device))
         raise_varlen_error(status, p)

@@ -245,9 +245,11 @@ def check_lengths(p: VarlenProblem):
     return q_lens, k_lens
 
 
-def c_varlen(p: VarlenProblem) -> _capi.Varlen:
-    """The ``fp_varlen_t`` of a resolved problem."""
+def c_varlen(p: VarlenProblem, pooled_k: Optional[Arg] = None) -> _capi.Varlen:
+    """The ``fp_varlen_t`` of a resolved problem (with the caller's pooled
+    keys when given)."""
     s = _capi.Varlen()
+    s.pooled_k = pooled_k.ptr if pooled_k is not None else None
     s.batch = p.batch
     s.max_seqlen_q, s.max_seqlen_k = p.max_seqlen_q, p.max_seqlen_k
     s.cu_seqlens_q = p.cu_q.ptr
@@ -273,6 +275,12 @@ def c_rows(a: Arg) -> _capi.Tensor:
         t.shape[:] = (1,) + tuple(a.shape)
         t.strides[:] = (a.shape[0] * a.strides[0],) + tuple(a.strides)
     return t
+
+
+def pooled_keys_shape(p: VarlenProblem, block: int) -> Tuple[int, int, int, int]:
+    """``[b, h_kv, ceil(max_seqlen_k / B), d]``: the pooled keys of `p`
+    (``fp_varlen_t.pooled_k``, ``fp_pool_keys_varlen``)."""
+    return p.batch, p.heads_kv, -(-p.max_seqlen_k // block), p.head_dim
 
 
 def mask_shape(p: VarlenProblem, block: int) -> Tuple[int, int, int]:

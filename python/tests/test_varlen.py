@@ -317,6 +317,56 @@ def test_plan_select_then_attend_is_prefill_bitwise(rng, cpu_plan):
     assert counter[0] == sum(int(m.sequence_counts(i).sum()) for i in range(len(BATCH)))
 
 
+def test_pooled_keys_replace_pooling(rng, cpu_plan):
+    """pool_keys_varlen writes the rule's block means ([b, h_kv, blocks, d],
+    rounded to the dtype; blocks past a sequence's keys untouched), paged
+    and packed alike; pooled_k gives select / prefill the bits of pooling K
+    and is really read (zero pooled keys keep every block)."""
+    p = cpu_plan
+    seqs = sequences(rng, BATCH)
+    q, k, v, cu_q, cu_k = packed(seqs)
+    maxima = dict(max_seqlen_q=max(a for a, _ in BATCH), max_seqlen_k=512)
+    blocks = 512 // B
+    assert p.varlen_pooled_keys_bytes(len(BATCH), 512) == len(BATCH) * HKV * blocks * D * 2
+    poison = np.full((len(BATCH), HKV, blocks, D), 0x7777, np.uint16)
+    pooled = p.pool_keys_varlen(q, k, cu_q, cu_k, out=poison.copy(), **maxima)
+    for i, (_, ki, _) in enumerate(seqs):
+        used = -(-len(ki) // B)
+        means = ref.block_means(ref.to_float(ki, "bf16")[None], B)[0]  # [nb, h, d]
+        want = ref.encode(means, "bf16").transpose(1, 0, 2)
+        np.testing.assert_array_equal(pooled[i, :, :used], want)
+        assert (pooled[i, :, used:] == 0x7777).all(), "a block past the keys was written"
+    kp, vp, table, k_lens = paged(rng, seqs, 16)
+    pooled_paged = p.pool_keys_varlen(q, kp, cu_q, page_table=table, k_lens=k_lens,
+                                      out=poison.copy(), **maxima)
+    np.testing.assert_array_equal(pooled_paged, pooled)
+
+    rule = dict(alpha=0.3, sink=1, window=2, **maxima)
+    want_mask = p.select_varlen(q, k, cu_q, cu_k, **rule)
+    want, want_lse = p.prefill_varlen(q, k, v, cu_q, cu_k, return_lse=True, **rule)
+    got_mask = p.select_varlen(q, k, cu_q, cu_k, pooled_k=pooled, **rule)
+    np.testing.assert_array_equal(got_mask.counts, want_mask.counts)
+    np.testing.assert_array_equal(got_mask.ids, want_mask.ids)
+    got, got_lse = p.prefill_varlen(q, k, v, cu_q, cu_k, pooled_k=pooled, return_lse=True, **rule)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got_lse, want_lse)
+    flat = p.select_varlen(q, k, cu_q, cu_k, pooled_k=np.zeros_like(pooled), **rule)
+    assert (flat.counts != want_mask.counts).any(), "pooled_k was not read"
+
+    with pytest.raises(Error, match=r"pooled_k: expected shape \[b, h_kv, ceil\(max_seqlen_k / B\), "
+                                    r"d\] = \[5, 2, 32, 32\], got \[5, 2, 31, 32\]"):
+        p.select_varlen(q, k, cu_q, cu_k, pooled_k=pooled[:, :, 1:], **rule)
+    with pytest.raises(Error, match=r"pooled_k: expected a contiguous array"):
+        p.select_varlen(q, k, cu_q, cu_k, pooled_k=np.ascontiguousarray(
+            pooled.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3), **rule)
+    with pytest.raises(Error, match=r"pooled_k.*float16|pooled_k.dtype"):
+        p.select_varlen(q, k, cu_q, cu_k, pooled_k=pooled.astype(np.float16), **rule)
+    read_only = pooled.copy()
+    read_only.flags.writeable = False
+    with pytest.raises(Error, match=r"pooled_k"):
+        p.pool_keys_varlen(q, k, cu_q, cu_k, out=read_only, **maxima)
+
+
 def test_fixed_maxima_and_caller_buffers(rng, cpu_plan):
     """Engines size everything from fixed maxima (CUDA graphs): larger
     maxima, caller-owned out / lse / mask / workspace give the same bits."""

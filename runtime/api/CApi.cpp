@@ -185,6 +185,22 @@ size_t fp_plan_varlen_mask_bytes(const fp_plan_t *plan, int64_t batch,
       plan->plan->varlenMaskBytes(batch, total_q, max_seqlen_k));
 }
 
+size_t fp_plan_varlen_pooled_keys_bytes(const fp_plan_t *plan, int64_t batch,
+                                        int64_t max_seqlen_k) {
+  if (!plan)
+    return report(nullPlan()), 0;
+  return bytesOrZero(plan->plan->varlenPooledKeysBytes(batch, max_seqlen_k));
+}
+
+fp_status_t fp_pool_keys_varlen(const fp_plan_t *plan, const fp_tensor_t *q,
+                                const fp_tensor_t *k, const fp_varlen_t *varlen,
+                                void *pooled_k, void *stream) {
+  return guarded([&] {
+    return plan ? plan->plan->poolKeysVarlen(q, k, varlen, pooled_k, stream)
+                : nullPlan();
+  });
+}
+
 fp_status_t fp_select_varlen(const fp_plan_t *plan, const fp_tensor_t *q,
                              const fp_tensor_t *k, const fp_varlen_t *varlen,
                              const fp_params_t *params, fp_varlen_mask_t *mask,

@@ -48,7 +48,8 @@ ref::Options optionsOf(const fp_plan_spec_t &spec, const fp_params_t &p) {
 /// `v` NULL (select) passes k in its place: only its shape is checked.
 ref::VarlenProblem varlenProblemOf(const fp_tensor_t &q, const fp_tensor_t &k,
                                    const fp_tensor_t *v,
-                                   const fp_varlen_t &varlen, DType dtype) {
+                                   const fp_varlen_t &varlen, DType dtype,
+                                   int64_t blockSize) {
   ref::VarlenProblem p;
   p.q = viewOf(q, dtype);
   p.k = viewOf(k, dtype);
@@ -82,6 +83,22 @@ ref::VarlenProblem varlenProblemOf(const fp_tensor_t &q, const fp_tensor_t &k,
     p.applyLastN.assign(varlen.apply_last_n, varlen.apply_last_n + b);
   p.maxSeqlenQ = varlen.max_seqlen_q;
   p.maxSeqlenK = varlen.max_seqlen_k;
+  if (varlen.pooled_k) {
+    // [b, h_kv, blocks, d] contiguous (flashprefill.h), logical [b, blocks,
+    // h_kv, d]: the reference takes any strides.
+    const int64_t blocks =
+        (varlen.max_seqlen_k + blockSize - 1) / blockSize;
+    const int64_t heads = k.shape[2], dim = k.shape[3];
+    p.pooledK = {static_cast<const uint16_t *>(varlen.pooled_k),
+                 dtype,
+                 varlen.batch,
+                 blocks,
+                 heads,
+                 dim,
+                 heads * blocks * dim,
+                 dim,
+                 blocks * dim};
+  }
   return p;
 }
 
@@ -172,7 +189,7 @@ private:
     // The reference validates every length before computing; the caller's
     // mask is written only after success.
     auto selected = ref::selectVarlen(
-        varlenProblemOf(q, k, nullptr, varlen, dtype()),
+        varlenProblemOf(q, k, nullptr, varlen, dtype(), spec_.block_size),
         optionsOf(spec_, params));
     if (!selected.isOk())
       return selected.status();
@@ -188,13 +205,37 @@ private:
     return Status::ok();
   }
 
+  Status runPoolKeysVarlen(const VarlenShape &shape, const fp_tensor_t &q,
+                           const fp_tensor_t &k, const fp_varlen_t &varlen,
+                           void *pooledK, void *) const override {
+    // q only for the lengths checks (cu_seqlens_q against total_q).
+    ref::VarlenProblem problem =
+        varlenProblemOf(q, k, nullptr, varlen, dtype(), spec_.block_size);
+    auto pooled = ref::poolKeysVarlen(problem, optionsOf(spec_, fp_params_t{}));
+    if (!pooled.isOk())
+      return pooled.status();
+    // Blocks past a sequence's keys are the caller's: not written.
+    const int64_t blocks = shape.maxKeyBlocks, rowElems = spec_.head_dim;
+    const uint16_t *src = pooled->storage().data();
+    auto *dst = static_cast<uint16_t *>(pooledK);
+    for (int64_t i = 0; i < shape.batch; ++i) {
+      const int64_t used =
+          (problem.keyLen(i) + spec_.block_size - 1) / spec_.block_size;
+      for (int64_t h = 0; h < spec_.num_kv_heads; ++h) {
+        const int64_t at = ((i * spec_.num_kv_heads + h) * blocks) * rowElems;
+        std::copy_n(src + at, used * rowElems, dst + at);
+      }
+    }
+    return Status::ok();
+  }
+
   Status runAttendVarlen(const VarlenShape &shape, const fp_tensor_t &q,
                          const fp_tensor_t &k, const fp_tensor_t &v,
                          const fp_varlen_t &varlen,
                          const fp_varlen_mask_t &mask, const fp_tensor_t &out,
                          const fp_params_t &params, void *) const override {
     const ref::VarlenProblem problem =
-        varlenProblemOf(q, k, &v, varlen, dtype());
+        varlenProblemOf(q, k, &v, varlen, dtype(), spec_.block_size);
     ref::VarlenMask blocks = ref::VarlenMask::empty(
         0, spec_.num_q_heads, shape.maxKeyBlocks, spec_.block_size);
     blocks.numRows = shape.numRows;

@@ -437,6 +437,39 @@ private:
     return s;
   }
 
+  /// varlen_block_pool's parameters: K (packed or paged) into `dst`
+  /// [b, h_kv, maxKeyBlocks, d].
+  FpVarlenPoolParams keyPoolParams(const VarlenShape &shape,
+                                   const fp_tensor_t &k,
+                                   const fp_varlen_t &varlen, void *dst) const {
+    FpVarlenPoolParams pool{};
+    pool.seqs = sequencesOf(shape, k, varlen);
+    pool.src = k.data;
+    pool.dst = dst;
+    pool.src_page_stride = k.strides[0];
+    pool.src_seq_stride = k.strides[1];
+    pool.src_head_stride = k.strides[2];
+    pool.num_heads = spec_.num_kv_heads;
+    pool.max_key_blocks = int(shape.maxKeyBlocks);
+    return pool;
+  }
+
+  Status launchKeyPool(const VarlenShape &shape, FpVarlenPoolParams &pool,
+                       void *stream) const {
+    return launch("varlen_pool_keys", unsigned(shape.maxKeyBlocks),
+                  unsigned(spec_.num_kv_heads), unsigned(shape.batch), 0,
+                  &pool, stream);
+  }
+
+  Status runPoolKeysVarlen(const VarlenShape &shape, const fp_tensor_t &,
+                           const fp_tensor_t &k, const fp_varlen_t &varlen,
+                           void *pooledK, void *stream) const override {
+    FP_RETURN_IF_ERROR(checkVarlenDeviceSizes(shape));
+    FP_RETURN_IF_ERROR(bindContext());
+    FpVarlenPoolParams pool = keyPoolParams(shape, k, varlen, pooledK);
+    return launchKeyPool(shape, pool, stream);
+  }
+
   Status runSelectVarlen(const VarlenShape &shape, const fp_tensor_t &q,
                          const fp_tensor_t &k, const fp_varlen_t &varlen,
                          const fp_params_t &params,
@@ -451,18 +484,12 @@ private:
 
     const int64_t queryBlocks =
         (shape.maxSeqlenQ + spec_.block_size - 1) / spec_.block_size;
-    FpVarlenPoolParams pool{};
-    pool.seqs = seqs;
-    pool.src = k.data;
-    pool.dst = base + l.kbar;
-    pool.src_page_stride = k.strides[0];
-    pool.src_seq_stride = k.strides[1];
-    pool.src_head_stride = k.strides[2];
-    pool.num_heads = spec_.num_kv_heads;
-    pool.max_key_blocks = int(shape.maxKeyBlocks);
-    FP_RETURN_IF_ERROR(launch("varlen_pool_keys", unsigned(shape.maxKeyBlocks),
-                              unsigned(spec_.num_kv_heads),
-                              unsigned(shape.batch), 0, &pool, stream));
+    // The caller's pooled keys (fp_varlen_t.pooled_k) replace the pooling
+    // launch; same layout as the workspace's.
+    const void *kbar = varlen.pooled_k ? varlen.pooled_k : base + l.kbar;
+    FpVarlenPoolParams pool = keyPoolParams(shape, k, varlen, base + l.kbar);
+    if (!varlen.pooled_k)
+      FP_RETURN_IF_ERROR(launchKeyPool(shape, pool, stream));
     if (spec_.pooled_queries) { // qbar [num_rows, h_q, d], one per mask row
       FpVarlenPoolParams queries = pool;
       queries.src = q.data;
@@ -479,7 +506,7 @@ private:
     FpVarlenDiscoveryParams p{};
     p.seqs = seqs;
     p.q = q.data;
-    p.kbar = base + l.kbar;
+    p.kbar = kbar;
     p.qbar = spec_.pooled_queries ? base + l.qbar : nullptr;
     p.counts = mask.counts;
     p.ids = mask.ids;

@@ -44,6 +44,11 @@ constexpr size_t kSpecV1Size =
 /// Version 1 of fp_varlen_t ends with apply_last_n.
 constexpr size_t kVarlenV1Size =
     offsetof(fp_varlen_t, apply_last_n) + sizeof(const int32_t *);
+/// Version 2 appended pooled_k.
+constexpr size_t kVarlenV2Size =
+    offsetof(fp_varlen_t, pooled_k) + sizeof(const void *);
+static_assert(kVarlenV2Size == sizeof(fp_varlen_t),
+              "a new fp_varlen_t field needs its version size here");
 
 /// How many bytes of a caller's versioned struct this library reads: the
 /// largest version it knows that fits within the caller's struct_size (a
@@ -221,7 +226,7 @@ StatusOr<fp_varlen_t> readVarlen(const fp_varlen_t *varlen) {
   if (varlen->struct_size < kVarlenV1Size)
     return invalidArgument("varlen.struct_size: expected >= " +
                            str(kVarlenV1Size) +
-                           " (sizeof(fp_varlen_t)), got " +
+                           " (version 1 of fp_varlen_t), got " +
                            str(varlen->struct_size));
   if (varlen->struct_size > sizeof(fp_varlen_t))
     return unsupported("varlen.struct_size: " + str(varlen->struct_size) +
@@ -230,7 +235,8 @@ StatusOr<fp_varlen_t> readVarlen(const fp_varlen_t *varlen) {
                        "): the caller was built against a newer header");
   fp_varlen_t copy{};
   std::memcpy(&copy, varlen,
-              versionedPrefix(varlen->struct_size, {kVarlenV1Size}));
+              versionedPrefix(varlen->struct_size,
+                              {kVarlenV1Size, kVarlenV2Size}));
   return copy;
 }
 
@@ -645,6 +651,19 @@ StatusOr<size_t> Plan::varlenMaskBytes(int64_t batch, int64_t totalQ,
   return l.totalBytes - l.counts;
 }
 
+StatusOr<size_t> Plan::varlenPooledKeysBytes(int64_t batch,
+                                             int64_t maxSeqlenK) const {
+  FP_RETURN_IF_ERROR(checkVarlenSizes(spec_, batch, 1, 1, maxSeqlenK,
+                                      kQueryNames));
+  return pooledKeysBytes(batch, maxSeqlenK);
+}
+
+size_t Plan::pooledKeysBytes(int64_t batch, int64_t maxSeqlenK) const {
+  return size_t(batch) * spec_.num_kv_heads *
+         size_t(ceilDiv(maxSeqlenK, spec_.block_size)) *
+         size_t(spec_.head_dim) * 2;
+}
+
 StatusOr<Plan::VarlenShape>
 Plan::validateVarlenCall(const fp_tensor_t *q, const fp_tensor_t *k,
                          const fp_tensor_t *v, const fp_tensor_t *out,
@@ -656,6 +675,11 @@ Plan::validateVarlenCall(const fp_tensor_t *q, const fp_tensor_t *k,
     return readOrError.status();
   *read = *readOrError;
   FP_RETURN_IF_ERROR(checkVarlenFields(*read, spec_));
+  if (read->pooled_k && onDevice() &&
+      reinterpret_cast<uintptr_t>(read->pooled_k) % 16 != 0)
+    return invalidArgument("varlen.pooled_k: expected a 16-byte aligned "
+                           "device pointer (rows are loaded 16 bytes at a "
+                           "time)");
   const int64_t totalQ = q->shape[1];
   FP_RETURN_IF_ERROR(checkVarlenSizes(spec_, read->batch, totalQ,
                                       read->max_seqlen_q, read->max_seqlen_k,
@@ -756,6 +780,28 @@ Status Plan::selectVarlen(const fp_tensor_t *q, const fp_tensor_t *k,
                          workspace, stream);
 }
 
+Status Plan::poolKeysVarlen(const fp_tensor_t *q, const fp_tensor_t *k,
+                            const fp_varlen_t *varlen, void *pooledK,
+                            void *stream) const {
+  fp_varlen_t read;
+  auto shape = validateVarlenCall(q, k, nullptr, nullptr, varlen, &read);
+  if (!shape.isOk())
+    return shape.status();
+  if (read.pooled_k)
+    return invalidArgument("varlen.pooled_k: expected NULL for "
+                           "fp_pool_keys_varlen (it writes the pooled keys "
+                           "to its pooled_k argument), got a pointer");
+  if (!pooledK)
+    return invalidArgument(
+        "pooled_k: expected a buffer of fp_plan_varlen_pooled_keys_bytes = " +
+        str(pooledKeysBytes(shape->batch, shape->maxSeqlenK)) +
+        " bytes, got NULL");
+  if (onDevice() && reinterpret_cast<uintptr_t>(pooledK) % 16 != 0)
+    return invalidArgument("pooled_k: expected a 16-byte aligned device "
+                           "pointer (rows are stored 16 bytes at a time)");
+  return runPoolKeysVarlen(*shape, *q, *k, read, pooledK, stream);
+}
+
 Status Plan::attendVarlen(const fp_tensor_t *q, const fp_tensor_t *k,
                           const fp_tensor_t *v, const fp_varlen_t *varlen,
                           const fp_varlen_mask_t *mask, const fp_tensor_t *out,
@@ -819,6 +865,12 @@ Status Plan::runSelectVarlen(const VarlenShape &, const fp_tensor_t &,
                              const fp_tensor_t &, const fp_varlen_t &,
                              const fp_params_t &, const fp_varlen_mask_t &,
                              void *, void *) const {
+  return unsupported("varlen calls on the GPU: not implemented yet");
+}
+
+Status Plan::runPoolKeysVarlen(const VarlenShape &, const fp_tensor_t &,
+                               const fp_tensor_t &, const fp_varlen_t &, void *,
+                               void *) const {
   return unsupported("varlen calls on the GPU: not implemented yet");
 }
 

@@ -354,12 +354,55 @@ Status validateVarlen(const VarlenProblem &problem, const Options &options) {
                                " of sequence " + str(i));
     }
   }
+  if (problem.pooledK.data) {
+    const TensorView &pk = problem.pooledK;
+    FP_RETURN_IF_ERROR(detail::checkView("pooled_k", pk));
+    const int64_t blocks =
+        ceilDiv(problem.resolvedMaxSeqlenK(), options.blockSize);
+    if (pk.dtype != q.dtype)
+      return invalidArgument(std::string("pooled_k.dtype: expected ") +
+                             dtypeName(q.dtype) +
+                             " (the dtype of q), got " + dtypeName(pk.dtype));
+    if (pk.batch != b || pk.seq != blocks || pk.heads != k.heads ||
+        pk.dim != k.dim)
+      return invalidArgument(
+          "pooled_k: expected [b, ceil(max_seqlen_k / B), h_kv, d] = [" +
+          str(b) + ", " + str(blocks) + ", " + str(k.heads) + ", " +
+          str(k.dim) + "], got [" + str(pk.batch) + ", " + str(pk.seq) +
+          ", " + str(pk.heads) + ", " + str(pk.dim) + "]");
+  }
   return Status::ok();
 }
 
 //===----------------------------------------------------------------------===//
 // Ops
 //===----------------------------------------------------------------------===//
+
+StatusOr<Tensor> poolKeysVarlen(const VarlenProblem &problem,
+                                const Options &options) {
+  FP_RETURN_IF_ERROR(validateVarlen(problem, options));
+  if (problem.pooledK.data)
+    return invalidArgument("pooled_k: expected none when pooling the keys "
+                           "(poolKeysVarlen computes them), got a tensor");
+  const int64_t blocks =
+      ceilDiv(problem.resolvedMaxSeqlenK(), options.blockSize);
+  Tensor pooled = Tensor::zeros(problem.q.dtype, problem.batch(), blocks,
+                                problem.k.heads, problem.k.dim, Layout::kBHSD);
+  MutableTensorView dst = pooled.mutableView();
+  for (int64_t i = 0; i < problem.batch(); ++i) {
+    Tensor keyStorage;
+    const TensorView k = keyView(problem, problem.k, i, keyStorage);
+    if (k.seq == 0)
+      continue;
+    StatusOr<Tensor> kbar = blockPool(k, options);
+    FP_RETURN_IF_ERROR(kbar.status());
+    const TensorView src = kbar->view();
+    for (int64_t j = 0; j < src.seq; ++j)
+      for (int64_t h = 0; h < src.heads; ++h)
+        std::copy_n(src.row(0, j, h), src.dim, dst.row(i, j, h));
+  }
+  return pooled;
+}
 
 StatusOr<VarlenMask> selectVarlen(const VarlenProblem &problem,
                                   const Options &options) {
@@ -375,11 +418,22 @@ StatusOr<VarlenMask> selectVarlen(const VarlenProblem &problem,
     if (g.queryLen == 0)
       continue;
     const TensorView q = queryView(problem, i);
-    Tensor keyStorage;
-    const TensorView k = keyView(problem, problem.k, i, keyStorage);
-    StatusOr<Tensor> kbar = blockPool(k, options);
-    FP_RETURN_IF_ERROR(kbar.status());
-    const TensorView kbarView = kbar->view();
+    // The pooled keys: given (blocks of this sequence only), or pooled here.
+    Tensor kbar;
+    TensorView kbarView;
+    if (problem.pooledK.data) {
+      kbarView = problem.pooledK;
+      kbarView.data += i * kbarView.batchStride;
+      kbarView.batch = 1;
+      kbarView.seq = ceilDiv(g.keyLen, blockSize);
+    } else {
+      Tensor keyStorage;
+      const TensorView k = keyView(problem, problem.k, i, keyStorage);
+      StatusOr<Tensor> pooledNow = blockPool(k, options);
+      FP_RETURN_IF_ERROR(pooledNow.status());
+      kbar = std::move(*pooledNow);
+      kbarView = kbar.view();
+    }
     Tensor qbar;
     if (pooled) {
       StatusOr<Tensor> pooledQ = blockPool(q, options);

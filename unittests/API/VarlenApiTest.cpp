@@ -18,6 +18,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <numeric>
 #include <random>
@@ -458,15 +459,196 @@ TEST_F(VarlenApiTest, StructSizeIsHonoured) {
   std::fill(lse.begin(), lse.end(), kLsePoison);
   EXPECT_TRUE(fp::validateVarlenFields(guarded, spec).isOk());
 
-  varlen.struct_size = sizeof(fp_varlen_t) - 8;
+  // A version-1 caller's struct ends before pooled_k: the field is not read
+  // (the guard page follows apply_last_n) and the keys are pooled.
+  const size_t v1Size = offsetof(fp_varlen_t, pooled_k);
+  fp_varlen_t v1 = varlen;
+  v1.struct_size = v1Size;
+  const fp_varlen_t *guardedV1 = page.placeAtEnd(v1, v1Size);
+  ASSERT_EQ(fp_prefill_varlen(plan, &q, &k, &v, guardedV1, &out, &params,
+                              workspace.data(), workspaceBytes, nullptr),
+            FP_OK)
+      << fp_last_error();
+  std::fill(outData.begin(), outData.end(), kPoison);
+  std::fill(lse.begin(), lse.end(), kLsePoison);
+
+  varlen.struct_size = v1Size - 8;
   expectAllRejected(FP_ERROR_INVALID_ARGUMENT,
                     "varlen.struct_size: expected >= " +
-                        std::to_string(sizeof(fp_varlen_t)) +
-                        " (sizeof(fp_varlen_t)), got " +
-                        std::to_string(sizeof(fp_varlen_t) - 8));
+                        std::to_string(v1Size) +
+                        " (version 1 of fp_varlen_t), got " +
+                        std::to_string(v1Size - 8));
   varlen.struct_size = sizeof(fp_varlen_t) + 8;
   expectAllRejected(FP_ERROR_UNSUPPORTED,
                     "is larger than this library's fp_varlen_t");
+}
+
+// fp_pool_keys_varlen writes the reference's pooled keys of each sequence's
+// blocks and nothing past them (packed and paged agree); selection against
+// them (fp_varlen_t.pooled_k) gives the mask and the output of pooling K,
+// and it really reads them: other pooled keys give another mask.
+TEST_F(VarlenApiTest, PooledKeysReplacePooling) {
+  ASSERT_EQ(select(), FP_OK) << fp_last_error();
+  const std::vector<int32_t> expectedCounts = counts, expectedIds = ids;
+  ASSERT_EQ(prefill(), FP_OK) << fp_last_error();
+  const std::vector<uint16_t> expectedOut = outData;
+  const std::vector<float> expectedLse = lse;
+
+  const size_t bytes = fp_plan_varlen_pooled_keys_bytes(plan, varlen.batch,
+                                                        varlen.max_seqlen_k);
+  ASSERT_EQ(bytes, size_t(varlen.batch * kKvHeads * maxKeyBlocks * kDim * 2))
+      << fp_last_error();
+  std::vector<uint16_t> pooled(bytes / 2, kPoison);
+  ASSERT_EQ(fp_pool_keys_varlen(plan, &q, &k, &varlen, pooled.data(), nullptr),
+            FP_OK)
+      << fp_last_error();
+  auto reference =
+      fp::ref::poolKeysVarlen(referenceProblem(), referenceOptions());
+  ASSERT_TRUE(reference.isOk()) << reference.status().toString();
+  for (int64_t i = 0; i < varlen.batch; ++i) {
+    const int64_t used = (cuK[size_t(i) + 1] - cuK[size_t(i)] + kBlock - 1) /
+                         kBlock;
+    for (int64_t h = 0; h < kKvHeads; ++h)
+      for (int64_t j = 0; j < maxKeyBlocks; ++j)
+        for (int64_t x = 0; x < kDim; ++x) {
+          const size_t e =
+              size_t(((i * kKvHeads + h) * maxKeyBlocks + j) * kDim + x);
+          ASSERT_EQ(pooled[e], j < used ? reference->storage()[e] : kPoison)
+              << "sequence " << i << " head " << h << " block " << j;
+        }
+  }
+  // Paged K/V pool to the same bits.
+  std::vector<uint16_t> pooledPaged(bytes / 2, kPoison);
+  fp_varlen_t packedCall = varlen;
+  fp_tensor_t packedK = k;
+  usePaged();
+  ASSERT_EQ(fp_pool_keys_varlen(plan, &q, &k, &varlen, pooledPaged.data(),
+                                nullptr),
+            FP_OK)
+      << fp_last_error();
+  EXPECT_EQ(pooledPaged, pooled);
+  varlen = packedCall;
+  k = packedK;
+  v = packedTensor(vData, cuK.back(), kKvHeads);
+
+  varlen.pooled_k = pooled.data();
+  std::fill(counts.begin(), counts.end(), kMaskPoison);
+  std::fill(ids.begin(), ids.end(), kMaskPoison);
+  ASSERT_EQ(select(), FP_OK) << fp_last_error();
+  EXPECT_EQ(counts, expectedCounts);
+  EXPECT_EQ(ids, expectedIds);
+  std::fill(outData.begin(), outData.end(), kPoison);
+  ASSERT_EQ(prefill(), FP_OK) << fp_last_error();
+  EXPECT_EQ(outData, expectedOut);
+  EXPECT_EQ(lse, expectedLse);
+
+  // Zero pooled keys: every logit 0, every score equal, nothing pruned.
+  std::vector<uint16_t> zeros(bytes / 2, 0);
+  varlen.pooled_k = zeros.data();
+  ASSERT_EQ(select(), FP_OK) << fp_last_error();
+  EXPECT_NE(counts, expectedCounts) << "pooled_k was not read";
+}
+
+// The pooled keys of a B-aligned prefix do not change when later keys
+// arrive: pooled once over the whole prompt, they serve a chunk call that
+// ends at a block boundary (the engine's cache of pooled prefix keys).
+TEST_F(VarlenApiTest, PooledKeysOfAPrefixServeLaterChunks) {
+  // The whole prompt a (500 keys) as one sequence, queries = keys.
+  std::vector<int32_t> wholeCu = {0, 500};
+  fp_tensor_t wholeQ = packedTensor(const_cast<std::vector<uint16_t> &>(a.in.q),
+                                    500, kQHeads);
+  fp_tensor_t wholeK = packedTensor(const_cast<std::vector<uint16_t> &>(a.in.k),
+                                    500, kKvHeads);
+  fp_varlen_t whole{};
+  whole.struct_size = sizeof(fp_varlen_t);
+  whole.batch = 1;
+  whole.max_seqlen_q = whole.max_seqlen_k = 500;
+  whole.cu_seqlens_q = wholeCu.data();
+  whole.cu_seqlens_k = wholeCu.data();
+  const int64_t wholeBlocks = (500 + kBlock - 1) / kBlock;
+  std::vector<uint16_t> pooled(size_t(kKvHeads * wholeBlocks * kDim));
+  ASSERT_EQ(fp_pool_keys_varlen(plan, &wholeQ, &wholeK, &whole, pooled.data(),
+                                nullptr),
+            FP_OK)
+      << fp_last_error();
+
+  // A chunk: keys [0, 384) of a, its last 128 as queries. Its pooled keys
+  // are the first 6 blocks of the whole prompt's, laid out for max_seqlen_k
+  // 384 ([1, h_kv, 6, d]).
+  const int64_t keyEnd = 384, qLen = 128, blocks = keyEnd / kBlock;
+  std::vector<int32_t> cuQChunk = {0, int32_t(qLen)},
+                       cuKChunk = {0, int32_t(keyEnd)};
+  std::vector<uint16_t> chunkQ;
+  appendRows(chunkQ, a.in.q, keyEnd - qLen, qLen, kQHeads);
+  fp_tensor_t cq = packedTensor(chunkQ, qLen, kQHeads);
+  fp_tensor_t ck = packedTensor(const_cast<std::vector<uint16_t> &>(a.in.k),
+                                keyEnd, kKvHeads);
+  fp_varlen_t chunk{};
+  chunk.struct_size = sizeof(fp_varlen_t);
+  chunk.batch = 1;
+  chunk.max_seqlen_q = qLen;
+  chunk.max_seqlen_k = keyEnd;
+  chunk.cu_seqlens_q = cuQChunk.data();
+  chunk.cu_seqlens_k = cuKChunk.data();
+  std::vector<uint16_t> prefix(size_t(kKvHeads * blocks * kDim));
+  for (int64_t h = 0; h < kKvHeads; ++h)
+    std::copy_n(pooled.begin() + h * wholeBlocks * kDim, blocks * kDim,
+                prefix.begin() + h * blocks * kDim);
+
+  const int64_t rows = qLen / kBlock + 1;
+  auto selectChunk = [&](std::vector<int32_t> &c, std::vector<int32_t> &i) {
+    c.assign(size_t(rows * kQHeads), kMaskPoison);
+    i.assign(size_t(rows * kQHeads * blocks), kMaskPoison);
+    fp_varlen_mask_t m{c.data(), i.data(), rows, kQHeads, blocks};
+    return fp_select_varlen(plan, &cq, &ck, &chunk, &params, &m,
+                            workspace.data(), workspaceBytes, nullptr);
+  };
+  std::vector<int32_t> pooledCounts, pooledIds, ownCounts, ownIds;
+  ASSERT_EQ(selectChunk(ownCounts, ownIds), FP_OK) << fp_last_error();
+  chunk.pooled_k = prefix.data();
+  ASSERT_EQ(selectChunk(pooledCounts, pooledIds), FP_OK) << fp_last_error();
+  EXPECT_EQ(pooledCounts, ownCounts);
+  EXPECT_EQ(pooledIds, ownIds);
+}
+
+// Pooling's own arguments, named; the byte query checks its sizes.
+TEST_F(VarlenApiTest, BadPoolKeysArgumentsAreNamed) {
+  std::vector<uint16_t> pooled(size_t(varlen.batch * kKvHeads * maxKeyBlocks *
+                                      kDim),
+                               kPoison);
+  auto expectPoolRejected = [&](fp_status_t status, const std::string &what) {
+    EXPECT_EQ(status, FP_ERROR_INVALID_ARGUMENT) << fp_last_error();
+    EXPECT_NE(std::string(fp_last_error()).find(what), std::string::npos)
+        << "expected '" << what << "' in: " << fp_last_error();
+    for (uint16_t x : pooled)
+      ASSERT_EQ(x, kPoison) << "pooled keys written despite the error";
+  };
+  expectPoolRejected(
+      fp_pool_keys_varlen(plan, &q, &k, &varlen, nullptr, nullptr),
+      "pooled_k: expected a buffer of fp_plan_varlen_pooled_keys_bytes = " +
+          std::to_string(pooled.size() * 2) + " bytes, got NULL");
+  fp_varlen_t withPooled = varlen;
+  withPooled.pooled_k = pooled.data();
+  expectPoolRejected(fp_pool_keys_varlen(plan, &q, &k, &withPooled,
+                                         pooled.data(), nullptr),
+                     "varlen.pooled_k: expected NULL for fp_pool_keys_varlen");
+  std::vector<int32_t> broken = cuK;
+  broken[2] = broken[1] - 1;
+  varlen.cu_seqlens_k = broken.data();
+  expectPoolRejected(
+      fp_pool_keys_varlen(plan, &q, &k, &varlen, pooled.data(), nullptr),
+      "cu_seqlens_k[2]: expected non-decreasing offsets");
+  EXPECT_EQ(fp_pool_keys_varlen(nullptr, &q, &k, &varlen, pooled.data(),
+                                nullptr),
+            FP_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(fp_plan_varlen_pooled_keys_bytes(plan, kMaxBatch + 1, 64), 0u);
+  EXPECT_NE(std::string(fp_last_error()).find("batch: expected 1.."),
+            std::string::npos)
+      << fp_last_error();
+  EXPECT_EQ(fp_plan_varlen_pooled_keys_bytes(plan, 1, kMaxSeqLen + 1), 0u);
+  EXPECT_NE(std::string(fp_last_error()).find("max_seqlen_k: expected 1.."),
+            std::string::npos)
+      << fp_last_error();
 }
 
 // Host-visible arguments: every one named, nothing written.

@@ -202,6 +202,17 @@ typedef struct fp_varlen {
   /* Optional [b]: nonzero = last_n applies to sequence i (a prompt's final
    * chunk); NULL = last_n applies to every sequence. */
   const int32_t *apply_last_n;
+  /* Version 2. Optional [b, h_kv, ceil(max_seqlen_k / B), d], contiguous, in
+   * K's dtype, on the plan's device: the pooled keys (rule step 1, block
+   * means) of every key block of each sequence, as fp_pool_keys_varlen
+   * writes them. Non-NULL: fp_select_varlen / fp_prefill_varlen score
+   * against these instead of pooling K (selection then reads no key), so an
+   * engine can keep the pooled keys of a cached prefix from chunk to chunk
+   * and context parallelism can select over keys held by other GPUs. Block
+   * j of sequence i must hold the mean of its keys [jB, min((j+1)B,
+   * k_len_i)) rounded to the dtype: the mask is the rule's only then. NULL:
+   * pool K (version 1 behaviour). */
+  const void *pooled_k;
 } fp_varlen_t;
 
 /* The compact block mask of a varlen call. Query block I of sequence i is
@@ -233,6 +244,25 @@ size_t fp_plan_varlen_select_workspace_bytes(const fp_plan_t *plan,
                                              int64_t max_seqlen_k);
 size_t fp_plan_varlen_mask_bytes(const fp_plan_t *plan, int64_t batch,
                                  int64_t total_q, int64_t max_seqlen_k);
+
+/* Bytes of the pooled keys of a varlen call (fp_varlen_t.pooled_k,
+ * fp_pool_keys_varlen): batch * h_kv * ceil(max_seqlen_k / B) * d elements
+ * of the plan's dtype. 0 with fp_last_error() set when the sizes exceed the
+ * plan. */
+size_t fp_plan_varlen_pooled_keys_bytes(const fp_plan_t *plan, int64_t batch,
+                                        int64_t max_seqlen_k);
+
+/* Rule step 1 alone for a varlen call: writes the pooled keys of every key
+ * block of each sequence to pooled_k ([b, h_kv, ceil(max_seqlen_k / B), d],
+ * contiguous, K's dtype, fp_plan_varlen_pooled_keys_bytes bytes); entries of
+ * blocks past a sequence's ceil(k_len_i / B) are not written. q, k and
+ * varlen are checked as by fp_select_varlen (q only for its shape: no query
+ * is read); varlen->pooled_k must be NULL. A key block's mean depends only
+ * on its own keys, so the pooled keys of a B-aligned chunk's blocks stay
+ * valid when later chunks arrive. */
+fp_status_t fp_pool_keys_varlen(const fp_plan_t *plan, const fp_tensor_t *q,
+                                const fp_tensor_t *k, const fp_varlen_t *varlen,
+                                void *pooled_k, void *stream);
 
 /* The varlen entry points take the fields of fp_params_t as fp_select /
  * fp_attend / fp_prefill do, except: params->lse, when given, is

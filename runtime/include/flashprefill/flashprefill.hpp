@@ -94,6 +94,13 @@ public:
   StatusOr<size_t> varlenMaskBytes(int64_t batch, int64_t totalQ,
                                    int64_t maxSeqlenK) const;
 
+  /// Bytes of the pooled keys of a varlen call (fp_varlen_t.pooled_k).
+  StatusOr<size_t> varlenPooledKeysBytes(int64_t batch,
+                                         int64_t maxSeqlenK) const;
+  /// Rule step 1 alone (fp_pool_keys_varlen).
+  Status poolKeysVarlen(const fp_tensor_t *q, const fp_tensor_t *k,
+                        const fp_varlen_t *varlen, void *pooledK,
+                        void *stream) const;
   Status selectVarlen(const fp_tensor_t *q, const fp_tensor_t *k,
                       const fp_varlen_t *varlen, const fp_params_t *params,
                       const fp_varlen_mask_t *mask, void *workspace,
@@ -145,6 +152,8 @@ protected:
   /// queries only), then the mask's counts and ids.
   WorkspaceLayout varlenLayout(int64_t batch, int64_t totalQ,
                                int64_t maxSeqlenK) const;
+  /// batch * h_kv * ceil(maxSeqlenK / B) * d * 2 (sizes already checked).
+  size_t pooledKeysBytes(int64_t batch, int64_t maxSeqlenK) const;
   /// The varlen backend, called after every host-visible argument was
   /// validated (`varlen` is this library's struct: fields past the caller's
   /// struct_size zero). A backend that has no varlen path keeps these
@@ -155,6 +164,11 @@ protected:
                                  const fp_params_t &params,
                                  const fp_varlen_mask_t &mask,
                                  void *workspace, void *stream) const;
+  /// Pooled keys [batch, h_kv, maxKeyBlocks, d] into `pooledK`.
+  virtual Status runPoolKeysVarlen(const VarlenShape &shape,
+                                   const fp_tensor_t &q, const fp_tensor_t &k,
+                                   const fp_varlen_t &varlen, void *pooledK,
+                                   void *stream) const;
   virtual Status runAttendVarlen(const VarlenShape &shape,
                                  const fp_tensor_t &q, const fp_tensor_t &k,
                                  const fp_tensor_t &v,

@@ -448,6 +448,12 @@ struct VarlenProblem {
   /// Host-side maxima (>= every q_len_i / k_len_i); 0 = the actual maximum.
   /// maxSeqlenK sizes the mask (maxKeyBlocks).
   int64_t maxSeqlenQ = 0, maxSeqlenK = 0;
+  /// Optional pooled keys (fp_varlen_t.pooled_k): logical [b,
+  /// ceil(resolvedMaxSeqlenK() / B), h_kv, d] in q's dtype, any strides
+  /// (poolKeysVarlen returns them head-major, [b, h_kv, blocks, d]).
+  /// selectVarlen scores against block j < ceil(k_len_i / B) of sequence i
+  /// here instead of pooling K. data == nullptr: pool K.
+  TensorView pooledK;
 
   // Accessors; meaningful after validateVarlen().
   int64_t batch() const {
@@ -532,7 +538,15 @@ struct VarlenMask {
 /// dtypes of q, k, v.
 Status validateVarlen(const VarlenProblem &problem, const Options &options);
 
-/// Steps 1-3 for every sequence (pool its keys, score with its geometry,
+/// Step 1 for every sequence: the pooled keys of each of its
+/// ceil(k_len_i / B) key blocks (blockPool of its keys), as a kBHSD tensor
+/// of logical shape [b, ceil(resolvedMaxSeqlenK() / B), h_kv, d] (storage
+/// [b, h_kv, blocks, d], fp_pool_keys_varlen's layout); blocks past a
+/// sequence's keys are 0. `problem.pooledK` must be empty.
+StatusOr<Tensor> poolKeysVarlen(const VarlenProblem &problem,
+                                const Options &options);
+
+/// Steps 1-3 for every sequence (pool its keys, or take problem.pooledK, score with its geometry,
 /// threshold, with lastN only where applyLastN says), written to the
 /// compact mask of numRowsFor(total_q, b, B) rows and
 /// ceil(resolvedMaxSeqlenK() / B) key blocks. Per sequence this is
