@@ -23,12 +23,21 @@ fp_install_dependencies() {
       --no-install-recommends "${missing[@]}" >/dev/null
   fi
   # Python package tests (unittests/Python): numpy + pytest from PyPI in a
-  # venv (system pip is PEP 668-blocked; no torch: its PyPI wheels pull
-  # gigabytes of CUDA libraries, so torch tests skip unless it is present).
+  # venv (system pip is PEP 668-blocked), and torch for the torch CPU tests
+  # and the context-parallel tests (torch.distributed over gloo between CPU
+  # processes). PyPI has only CUDA builds of torch for Linux (about 2.8 GB
+  # with their CUDA libraries, 1-2 minutes here); they run on the CPU.
+  # FP_NO_TORCH=1 skips it (those tests then skip). The version is the GPU
+  # machine's.
   if ! "$FP_ROOT/.venv/bin/python" -c "import numpy, pytest" 2>/dev/null; then
     echo "== python venv: numpy pytest"
     python3 -m venv --system-site-packages "$FP_ROOT/.venv"
     "$FP_ROOT/.venv/bin/pip" install -q numpy pytest
+  fi
+  if [ "${FP_NO_TORCH:-0}" != 1 ] &&
+    ! "$FP_ROOT/.venv/bin/python" -c "import torch.distributed" 2>/dev/null; then
+    echo "== python venv: torch (CPU tests, gloo context parallelism)"
+    "$FP_ROOT/.venv/bin/pip" install -q torch==2.11.0
   fi
   if [ ! -e /usr/local/cuda/include/cuda.h ] && ! command -v nvcc >/dev/null; then
     echo "error: the CUDA 13 toolkit (headers, NVRTC) is required in /usr/local/cuda" >&2

@@ -1,5 +1,6 @@
 """One rank of a context-parallel test (test_distributed.py starts W of
-them): joins a gloo group through a file store, builds the same structured
+them): joins a gloo group (NCCL with case["device"] == "cuda", one GPU per
+rank) through a file store, builds the same structured
 sequence as every other rank, runs context_parallel_prefill on its shard
 and saves its rows, LSE and transfer statistics to <out>/rank<r>.npz.
 
@@ -25,18 +26,22 @@ from flashprefill import distributed as fpd  # noqa: E402
 import reference as ref  # noqa: E402
 
 
-def as_torch(x):
-    return torch.from_numpy(np.ascontiguousarray(x)).view(torch.bfloat16)
+def as_torch(x, device="cpu"):
+    return torch.from_numpy(np.ascontiguousarray(x)).view(torch.bfloat16).to(device)
 
 
 def to_numpy(t):
-    return t.view(torch.int16).numpy().view(np.uint16)
+    return t.cpu().view(torch.int16).numpy().view(np.uint16)
 
 
 def main():
     rank, world = int(sys.argv[1]), int(sys.argv[2])
     store, out_dir, case = sys.argv[3], Path(sys.argv[4]), json.loads(sys.argv[5])
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    cuda = case.get("device") == "cuda"
+    if cuda:
+        torch.cuda.set_device(rank)
+    dist.init_process_group("nccl" if cuda else "gloo", init_method=f"file://{store}", rank=rank,
+                            world_size=world)
     try:
         rng = np.random.default_rng(case["seed"])
         q, k, v = ref.structured_qkv(rng, 1, case["seq_len"], case["hq"], case["hkv"], case["d"],
@@ -51,12 +56,13 @@ def main():
         stats = {}
         try:
             out, lse = fpd.context_parallel_prefill(
-                *(as_torch(x) for x in shard), layout=case["layout"], block_size=case["block"],
+                *(as_torch(x, f"cuda:{rank}" if cuda else "cpu") for x in shard),
+                layout=case["layout"], block_size=case["block"],
                 return_lse=True, stats=stats, **case["rule"])
         except flashprefill.FlashPrefillError as error:
             np.savez(out_dir / f"rank{rank}.npz", error=np.array(error.message))
             return
-        np.savez(out_dir / f"rank{rank}.npz", out=to_numpy(out), lse=lse.numpy(),
+        np.savez(out_dir / f"rank{rank}.npz", out=to_numpy(out), lse=lse.cpu().numpy(),
                  stats=np.array(json.dumps(stats)))
     finally:
         dist.destroy_process_group()

@@ -811,3 +811,38 @@ def test_cuda_graph_replay_with_fixed_maxima(cuda):
     graph.replay()
     torch.cuda.synchronize()
     assert torch.equal(out, want)
+
+
+def test_cuda_pooled_keys(cuda):
+    """fp_pool_keys_varlen on the GPU: the CPU reference's block means (an
+    fp32 sum in another order may round differently: at most one bf16 ulp),
+    paged equal to packed; selection with the GPU's pooled keys gives the
+    mask of pooling K on the GPU, bit for bit."""
+    torch = cuda
+    rng = np.random.default_rng(8)
+    lengths = [(300, 1000), (128, 128), (77, 333)]
+    seqs = sequences(rng, lengths, hq=8, hkv=2, d=128, block=128)
+    q, k, v, cu_q, cu_k = packed(seqs)
+    kp, vp, table, k_lens = paged(rng, seqs, 16)
+    gpu_plan = flashprefill.plan(head_dim=128, num_q_heads=8, num_kv_heads=2,
+                                 max_seq_len=1024, max_batch=len(seqs))
+    cpu_plan = flashprefill.plan(head_dim=128, num_q_heads=8, num_kv_heads=2,
+                                 max_seq_len=1024, max_batch=len(seqs), device="cpu")
+    maxima = dict(max_seqlen_q=300, max_seqlen_k=1024)
+    g = {name: as_torch(torch, a).cuda() for name, a in
+         dict(q=q, k=k, cu_q=cu_q, cu_k=cu_k, kp=kp, table=table, k_lens=k_lens).items()}
+    pooled = gpu_plan.pool_keys_varlen(g["q"], g["k"], g["cu_q"], g["cu_k"], **maxima)
+    paged_pooled = gpu_plan.pool_keys_varlen(g["q"], g["kp"], g["cu_q"], page_table=g["table"],
+                                             k_lens=g["k_lens"], **maxima)
+    want = cpu_plan.pool_keys_varlen(q, k, cu_q, cu_k, out=np.zeros((3, 2, 8, 128), np.uint16),
+                                     **maxima)
+    for i, (_, ki, _) in enumerate(seqs):
+        used = -(-len(ki) // 128)
+        got = to_numpy(torch, pooled[i, :, :used].cpu()).astype(np.int32)
+        assert np.abs(got - want[i, :, :used].astype(np.int32)).max() <= 1
+        assert torch.equal(paged_pooled[i, :, :used], pooled[i, :, :used])
+    rule = dict(alpha=0.2, **maxima)
+    own = gpu_plan.select_varlen(g["q"], g["k"], g["cu_q"], g["cu_k"], **rule)
+    given = gpu_plan.select_varlen(g["q"], g["k"], g["cu_q"], g["cu_k"], pooled_k=pooled, **rule)
+    for i in range(len(seqs)):
+        assert torch.equal(own.sequence(i), given.sequence(i))
