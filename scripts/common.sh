@@ -23,8 +23,8 @@ fp_install_dependencies() {
       --no-install-recommends "${missing[@]}" >/dev/null
   fi
   # Python package tests (unittests/Python): numpy + pytest from PyPI in a
-  # venv (system pip is PEP 668-blocked), and torch for the torch CPU tests
-  # and the context-parallel tests (torch.distributed over gloo between CPU
+  # venv (system pip is PEP 668-blocked), and torch for the torch CPU tests,
+  # the transformers backend's CPU tests and the context-parallel tests (torch.distributed over gloo between CPU
   # processes). PyPI has only CUDA builds of torch for Linux (about 2.8 GB
   # with their CUDA libraries, 1-2 minutes here); they run on the CPU.
   # FP_NO_TORCH=1 skips it (those tests then skip). The version is the GPU
@@ -38,6 +38,13 @@ fp_install_dependencies() {
     ! "$FP_ROOT/.venv/bin/python" -c "import torch.distributed" 2>/dev/null; then
     echo "== python venv: torch (CPU tests, gloo context parallelism)"
     "$FP_ROOT/.venv/bin/pip" install -q torch==2.11.0
+  fi
+  # transformers (small, pure Python): the backend's CPU tests, continuous
+  # batching included. The version is the GPU machine's.
+  if [ "${FP_NO_TORCH:-0}" != 1 ] &&
+    ! "$FP_ROOT/.venv/bin/python" -c "import transformers" 2>/dev/null; then
+    echo "== python venv: transformers"
+    "$FP_ROOT/.venv/bin/pip" install -q transformers==5.17.0
   fi
   if [ ! -e /usr/local/cuda/include/cuda.h ] && ! command -v nvcc >/dev/null; then
     echo "error: the CUDA 13 toolkit (headers, NVRTC) is required in /usr/local/cuda" >&2

@@ -37,8 +37,21 @@ with the config):
 * ``dense_layers`` (0): an int N sends the first N layers (``layer_idx < N``)
   to dense SDPA; a list or set names the layers. Early layers tend to have the
   least sparse attention.
+* ``min_chunk_len`` (1024): continuous batching only: a batch whose longest
+  chunk has fewer queries (decode steps, short chunks) goes to the stock
+  paged SDPA.
 * ``cpu_reference`` (False): on CPU tensors, run the library's CPU reference
   (exact, slow: for tests) instead of falling back to SDPA.
+
+Continuous batching (``generate_batch``, ``ContinuousBatchingManager``,
+``transformers serve``) switches a model to ``"paged|<name>"``, which
+:func:`register` also adds: :func:`paged_attention_forward` runs
+:func:`flashprefill.prefill_varlen` over transformers' own paged KV cache
+(its pages are our pages; nothing is copied) for batches whose longest chunk
+has at least ``min_chunk_len`` queries and whose longest sequence at least
+``min_seq_len`` keys, with ``last_n`` on the sequences whose prompt ends in
+this batch; every other batch (decode steps, short chunks) goes to
+transformers' stock paged SDPA. See ``docs/transformers.md``.
 
 Per-layer density is opt-in and cheap: inside ``with collect_stats() as st:``
 each prefill adds its kept-block count to a per-layer device counter (the
@@ -64,6 +77,7 @@ __all__ = [
     "attention_forward",
     "collect_stats",
     "mask_function",
+    "paged_attention_forward",
     "register",
     "settings",
 ]
@@ -93,6 +107,7 @@ class Settings:
     block_size: Optional[int] = None
     pooled_queries: bool = False
     min_seq_len: int = 16384
+    min_chunk_len: int = 1024
     dense_layers: Union[int, frozenset] = 0
     cpu_reference: bool = False
 
@@ -129,9 +144,9 @@ def _check_setting(key: str, value: Any, where: str) -> Any:
     def is_int(x):
         return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
-    if key == "min_seq_len":
+    if key in ("min_seq_len", "min_chunk_len"):
         if not is_int(value) or value < 1:
-            raise ValueError(f"{where}: min_seq_len: expected an int >= 1, got {value!r}")
+            raise ValueError(f"{where}: {key}: expected an int >= 1, got {value!r}")
         return int(value)
     if key == "dense_layers":
         if is_int(value):
@@ -229,6 +244,23 @@ class PrefillStats:
         entry.tokens += b * s
         entry.causal_blocks += b * hq * nb * (nb + 1) // 2
 
+    def _prefill_varlen(self, layer, hq, cu_q, cu_k, block):
+        """A continuous-batching call: the causal blocks of each sequence's
+        chunk (query blocks of the chunk against its visible key blocks).
+        Reads the offsets (one host copy, only while collecting stats)."""
+        entry = self._layer(layer)
+        q_lens = (cu_q[1:] - cu_q[:-1]).tolist()
+        k_lens = (cu_k[1:] - cu_k[:-1]).tolist()
+        entry.prefills += 1
+        for q_len, k_len in zip(q_lens, k_lens):
+            if q_len <= 0:
+                continue
+            entry.tokens += q_len
+            prefix = k_len - q_len
+            for i in range(-(-q_len // block)):
+                last_row = prefix + min((i + 1) * block, q_len) - 1
+                entry.causal_blocks += hq * (last_row // block + 1)
+
     def _fallback(self, layer, reason):
         self._layer(layer).fallbacks[reason] += 1
 
@@ -281,6 +313,16 @@ class PrefillStats:
 
 
 _active_stats: contextvars.ContextVar = contextvars.ContextVar("flashprefill_stats", default=None)
+# The innermost collect_stats() of the process: continuous batching runs the
+# model in its own thread, which does not inherit the caller's context.
+_process_stats: list = []
+
+
+def _current_stats() -> Optional["PrefillStats"]:
+    found = _active_stats.get()
+    if found is None and _process_stats:
+        found = _process_stats[-1]
+    return found
 
 
 @contextlib.contextmanager
@@ -297,10 +339,12 @@ def collect_stats() -> Iterator[PrefillStats]:
     op)."""
     stats = PrefillStats()
     token = _active_stats.set(stats)
+    _process_stats.append(stats)
     try:
         yield stats
     finally:
         _active_stats.reset(token)
+        _process_stats.remove(stats)
 
 
 # ---------------------------------------------------------------------------
@@ -392,7 +436,7 @@ def attention_forward(module, query, key, value, attention_mask, dropout: float 
     k_in, v_in = _static_cache_prefill(query, key, value, attention_mask)
     reason = "decode" if cfg is None else _fallback_reason(
         module, query, k_in, v_in, attention_mask, dropout, is_causal, kwargs, cfg)
-    stats = _active_stats.get()
+    stats = _current_stats()
     layer = getattr(module, "layer_idx", None)
     if reason is not None:
         if stats is not None:
@@ -441,6 +485,198 @@ def mask_function(*args, **kwargs):
     return sdpa_mask(*args, **kwargs)
 
 
+# ---------------------------------------------------------------------------
+# Continuous batching: "paged|<name>"
+# ---------------------------------------------------------------------------
+
+
+def _paged_fallback_reason(module, query, cache, attention_mask, dropout, kwargs, cfg):
+    """Why this continuous-batching call goes to the stock paged SDPA (None:
+    it runs flashprefill). Decode-only and short-chunk batches first."""
+    import torch
+
+    if kwargs.get("block_table") is not None:
+        return "decode"  # transformers' block-table decode fast path
+    if int(kwargs["max_seqlen_q"]) < max(cfg.min_chunk_len, 2):
+        return "decode" if int(kwargs["max_seqlen_q"]) <= 1 else "short"
+    max_k = kwargs["max_seqlen_k"]
+    if isinstance(max_k, dict):
+        if set(max_k) != {"full_attention"}:
+            return "unsupported"  # sliding-window layer groups
+        max_k = max_k["full_attention"]
+    if int(max_k) < cfg.min_seq_len:
+        return "short"
+    layer = getattr(module, "layer_idx", None)
+    if layer is None or cache.sliding_windows[layer] != 1:
+        return "unsupported"
+    if cfg.is_dense_layer(layer):
+        return "dense_layer"
+    if dropout:
+        return "dropout"
+    if (kwargs.get("position_bias") is not None or kwargs.get("softcap")
+            or kwargs.get("s_aux") is not None or kwargs.get("sinks") is not None):
+        return "unsupported"
+    if query.dtype not in (torch.bfloat16, torch.float16):
+        return "dtype"
+    device = query.device.type
+    if not (device == "cuda" or (device == "cpu" and cfg.cpu_reference)):
+        return "device"
+    if device == "cuda" and query.shape[-1] not in _CUDA_HEAD_DIMS:
+        return "head_dim"
+    page = cache.block_size
+    if page < 1 or page > 256 or page & (page - 1):
+        return "page_size"
+    if torch.is_grad_enabled() and query.requires_grad:
+        return "grad"
+    return None
+
+
+def _stock_paged(module, query, key, value, attention_mask, dropout, scaling, kwargs):
+    """transformers' paged SDPA. It needs the additive [1, 1, total_q,
+    total_k] mask that continuous batching builds for non-flash
+    implementations; a name with "flash" in it makes transformers skip it,
+    so it is built here, on the device, from the offsets."""
+    import torch
+    from transformers.integrations.sdpa_paged import sdpa_attention_paged_forward
+
+    if attention_mask is None:
+        cu_q = kwargs["cu_seq_lens_q"].long()
+        cu_k = kwargs["cu_seq_lens_k"]
+        cu_k = (cu_k["full_attention"] if isinstance(cu_k, dict) else cu_k).long()
+        total_q = query.shape[2]
+        read = kwargs["read_index"]
+        total_k = (read[0].numel() if read and read[0].numel() else key.shape[2])
+        rows = torch.arange(total_q, device=query.device)
+        cols = torch.arange(total_k, device=query.device)
+        seq_r = torch.searchsorted(cu_q[1:], rows, right=True)
+        seq_c = torch.searchsorted(cu_k[1:], cols, right=True)
+        batch = cu_q.numel() - 1
+        seq_r_c = seq_r.clamp(max=batch - 1)
+        prefix = (cu_k[1:] - cu_k[:-1]) - (cu_q[1:] - cu_q[:-1])
+        local_r = rows - cu_q[seq_r_c] + prefix[seq_r_c]  # the row's key position
+        local_c = cols - cu_k[seq_c.clamp(max=batch - 1)]
+        allowed = ((seq_r[:, None] == seq_c[None, :]) & (seq_r[:, None] < batch)
+                   & (local_c[None, :] <= local_r[:, None]))
+        attention_mask = torch.zeros((1, 1, total_q, total_k), dtype=query.dtype,
+                                     device=query.device)
+        attention_mask.masked_fill_(~allowed, torch.finfo(query.dtype).min)
+    return sdpa_attention_paged_forward(module, query, key, value, attention_mask,
+                                        dropout=dropout, scaling=scaling, **kwargs)
+
+
+def _last_n_flags(cu_q, logits_indices):
+    """[b] int32: 1 for the sequences whose last query row produces a logit
+    (their prompt ends in this batch, or a decode step), which is where
+    ``last_n`` applies (docs/semantics.md section 2)."""
+    import torch
+
+    last_rows = (cu_q[1:] - 1).long()
+    has_rows = cu_q[1:] > cu_q[:-1]
+    produces = (last_rows[:, None] == logits_indices.long()[None, :]).any(dim=1)
+    return (produces & has_rows).to(torch.int32)
+
+
+def _page_table(read_index, cu_k, max_seqlen_k, page_size):
+    """[b, ceil(max_seqlen_k / page)] int32 page ids of transformers'
+    per-token read slots (slot = block * page_size + offset, whole blocks per
+    request), on the device without a host sync; entries past a sequence's
+    pages are 0 and never read."""
+    import torch
+
+    cu_k = cu_k.long()
+    pages = -(-int(max_seqlen_k) // page_size)
+    at = torch.arange(pages, device=cu_k.device) * page_size
+    lens = cu_k[1:] - cu_k[:-1]
+    pos = (cu_k[:-1, None] + at[None, :]).clamp(max=max(read_index.numel() - 1, 0))
+    table = torch.div(read_index[pos], page_size, rounding_mode="floor")
+    return torch.where(at[None, :] < lens[:, None], table, 0).to(torch.int32).contiguous()
+
+
+def paged_attention_forward(module, query, key, value, attention_mask, dropout: float = 0.0,
+                            scaling: Optional[float] = None, **kwargs):
+    """The ``"paged|<name>"`` function of continuous batching: ``query [1,
+    h_q, total_q, d]`` (every sequence's new tokens packed), ``key`` /
+    ``value [1, h_kv, total_q, d]`` (the new tokens' keys and values), the
+    paged cache and offsets in `kwargs`; returns ``([1, total_q, h_q, d],
+    None)``.
+
+    A batch with a long chunk writes the new keys and values into the cache
+    (as transformers' update does) and runs
+    :func:`flashprefill.prefill_varlen` over the cache's pages: page size =
+    the cache's block size, the page table read off transformers' read
+    slots, ``apply_last_n`` where the batch produces a sequence's next
+    token. A batch without cache reads (every sequence starts here) runs over
+    the new keys packed. Other batches go to the stock paged SDPA."""
+    cache = kwargs.get("cache")
+    if cache is None:
+        raise ValueError("paged attention was called without a paged attention cache (continuous "
+                         "batching passes one); use the non-paged implementation for a standard "
+                         "forward")
+    cfg = settings(getattr(module, "config", None))
+    reason = _paged_fallback_reason(module, query, cache, attention_mask, dropout, kwargs, cfg)
+    stats = _current_stats()
+    layer = getattr(module, "layer_idx", None)
+    if reason is not None:
+        if stats is not None:
+            stats._fallback(layer, reason)
+        if reason not in ("decode", "short", "dense_layer"):
+            _warn_once("paged_" + reason, f"a continuous-batching batch cannot use flashprefill "
+                                          f"(reason: {reason})")
+        return _stock_paged(module, query, key, value, attention_mask, dropout, scaling, kwargs)
+
+    import torch
+
+    import flashprefill
+    from flashprefill._eager import varlen_plan, varlen_problem
+
+    group, in_group = cache.layer_index_to_group_indices[layer]
+    k_cache, v_cache = cache.key_cache[in_group], cache.value_cache[in_group]
+    new_k = key.transpose(1, 2).squeeze(0)  # [total_q, h_kv, d]
+    new_v = value.transpose(1, 2).squeeze(0)
+    k_cache.index_copy_(0, kwargs["write_index"][group], new_k)
+    v_cache.index_copy_(0, kwargs["write_index"][group], new_v)
+
+    q = query.transpose(1, 2).squeeze(0).contiguous()  # [total_q, h_q, d]
+    cu_q = kwargs["cu_seq_lens_q"].to(torch.int32)
+    cu_k = kwargs["cu_seq_lens_k"]
+    max_k = kwargs["max_seqlen_k"]
+    if isinstance(cu_k, dict):
+        cu_k, max_k = cu_k["full_attention"], max_k["full_attention"]
+    cu_k = cu_k.to(torch.int32)
+    read = kwargs["read_index"][group]
+    logits = kwargs.get("logits_indices")
+    flags = None if logits is None else _last_n_flags(cu_q, logits)
+    maxima = dict(max_seqlen_q=max(int(kwargs["max_seqlen_q"]), 1), max_seqlen_k=max(int(max_k), 1))
+    if read.numel() == 0:  # every sequence starts here: K/V are the new tokens, packed
+        kv = dict(cu_seqlens_k=cu_k)
+        k_arg, v_arg = new_k.contiguous(), new_v.contiguous()
+    else:
+        page = cache.block_size
+        shape = (-1, page) + tuple(k_cache.shape[1:])
+        k_arg, v_arg = k_cache.view(shape), v_cache.view(shape)
+        kv = dict(k_lens=(cu_k[1:] - cu_k[:-1]).contiguous(),
+                  page_table=_page_table(read, cu_k, maxima["max_seqlen_k"], page))
+    ops = cfg.operator_kwargs()
+    pooled = ops.pop("pooled_queries")
+    rule = dict(alpha=ops["alpha"], sink=ops["sink"], window=ops["window"], last_n=ops["last_n"],
+                min_budget=ops["min_budget"], threshold=ops["threshold"], scale=scaling)
+    if pooled:
+        _warn_once("paged_pooled", "pooled_queries is not used by continuous batching yet")
+    out = q.new_empty(q.shape)
+    if stats is None:
+        flashprefill.prefill_varlen(q, k_arg, v_arg, cu_q, apply_last_n=flags,
+                                    block_size=ops["block_size"], out=out, **kv, **maxima, **rule)
+    else:
+        pre = varlen_problem(q, k_arg, v_arg, cu_q, kv.get("cu_seqlens_k"),
+                             k_lens=kv.get("k_lens"), page_table=kv.get("page_table"),
+                             apply_last_n=flags, out=out, dtype=None, **maxima)
+        plan = varlen_plan(pre, ops["block_size"])
+        plan.prefill_varlen(q, k_arg, v_arg, cu_q, kv.get("cu_seqlens_k"), out=out,
+                            kept_counter=stats._counter(layer, q.device), _pre=pre, **rule)
+        stats._prefill_varlen(layer, q.shape[1], cu_q, cu_k, plan.block_size)
+    return out.unsqueeze(0), None
+
+
 def _sdpa():
     global _sdpa_forward
     if _sdpa_forward is None:
@@ -480,6 +716,9 @@ def register(name: str = NAME, **defaults: Any) -> str:
     # Both are class-level registries: every instance (and every model) sees them.
     AttentionInterface.register(name, attention_forward)
     AttentionMaskInterface.register(name, mask_function)
+    # Continuous batching switches the model to "paged|<name>"; it builds its
+    # own masks (none for names with "flash" in them), so no mask entry.
+    AttentionInterface.register("paged|" + name, paged_attention_forward)
     if "flash" in name:
         _skip_flash_kernel_loading(name)
     return name
