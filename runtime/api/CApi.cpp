@@ -237,6 +237,14 @@ fp_status_t fp_prefill_varlen(const fp_plan_t *plan, const fp_tensor_t *q,
   });
 }
 
+fp_status_t fp_merge_states(const fp_plan_t *plan, const fp_attn_state_t *a,
+                            const fp_attn_state_t *b, fp_attn_state_t *out,
+                            void *stream) {
+  return guarded([&] {
+    return plan ? plan->plan->mergeStates(a, b, out, stream) : nullPlan();
+  });
+}
+
 const char *fp_last_error(void) { return lastError.c_str(); }
 
 const char *fp_status_name(fp_status_t status) {

@@ -19,8 +19,10 @@
 #include "flashprefill/runtime/nvrtc.h"
 #include "fp/Compiler/Codegen.h"
 #include "fp/Compiler/TuningDatabase.h"
+#include "fp/merge_states.h"
 #include "fp/params.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -189,6 +191,12 @@ public:
               int(bytes)),
           "cuFuncSetAttribute(" + kernel.facts.entry + ")"));
     }
+
+    // 5. fp_merge_states' kernel (hand-written, no per-spec constants): its
+    // own program, cached like the generated one. Loaded here, not on the
+    // first merge, so that a merge inside a CUDA-graph capture only
+    // launches.
+    FP_RETURN_IF_ERROR(loadMergeKernel());
     info_.totalSeconds = secondsSince(start);
     return Status::ok();
   }
@@ -612,10 +620,103 @@ private:
     return driver_->check(result, "cuTensorMapEncodeTiled(attention q/k/v)");
   }
 
+  //===--------------------------------------------------------------------===//
+  // Merging attention states (fp/merge_states.cuh). Plan::mergeStates
+  // checked every view (ref::validateMergeStates); one launch, no
+  // allocation, no synchronisation.
+  //===--------------------------------------------------------------------===//
+
+  Status loadMergeKernel() {
+    rt::CompileRequest request;
+    request.source = FP_MERGE_STATES_SOURCE;
+    request.programName = "fp_merge_states.cu";
+    request.arch = info_.arch;
+    request.codegenVersion = "fp-merge-states-1";
+    auto compiled = rt::KernelCache::global().getOrCompile(request);
+    if (!compiled.isOk())
+      return compiled.status();
+    info_.compileSeconds += compiled->compileSeconds;
+    auto module = rt::Module::load(compiled->binary);
+    if (!module.isOk())
+      return module.status();
+    mergeModule_ = std::move(*module);
+    auto function = mergeModule_.function(FP_MERGE_STATES_ENTRY);
+    if (!function.isOk())
+      return function.status();
+    mergeFunction_ = *function;
+    // The parameter struct as NVRTC laid it out must be the host's.
+    auto global = mergeModule_.global(FP_MERGE_STATES_PARAMS_BYTES);
+    if (!global.isOk())
+      return global.status();
+    int bytes = -1;
+    FP_RETURN_IF_ERROR(driver_->check(
+        driver_->api().memcpyDtoH(&bytes, global->first, sizeof(bytes)),
+        "cuMemcpyDtoH(" FP_MERGE_STATES_PARAMS_BYTES ")"));
+    if (bytes != int(sizeof(FpMergeStatesParams)))
+      return Status(StatusCode::kInternal,
+                    "fp/merge_states.h: FpMergeStatesParams is " +
+                        std::to_string(bytes) + " bytes on the device, " +
+                        std::to_string(sizeof(FpMergeStatesParams)) +
+                        " on the host");
+    return Status::ok();
+  }
+
+  static int mergeType(fp_dtype_t dtype) {
+    return dtype == FP_DTYPE_BF16  ? FP_MERGE_BF16
+           : dtype == FP_DTYPE_F16 ? FP_MERGE_F16
+                                   : FP_MERGE_F32;
+  }
+
+  Status runMergeStates(const fp_attn_state_t &a, const fp_attn_state_t &b,
+                        const fp_attn_state_t &out,
+                        void *stream) const override {
+    // out does not overlap itself (validated), so rows * dim elements fit
+    // in its span: no overflow.
+    const int64_t rows = a.o.shape[0] * a.o.shape[1] * a.o.shape[2];
+    if (rows == 0)
+      return Status::ok(); // nothing to merge; a grid of 0 is invalid
+    FP_RETURN_IF_ERROR(bindContext());
+    FpMergeStatesParams p{};
+    p.o_a = a.o.data;
+    p.o_b = b.o.data;
+    p.o = out.o.data;
+    p.lse_a = a.lse;
+    p.lse_b = b.lse;
+    p.lse = out.lse;
+    for (int i = 0; i < 3; ++i) {
+      p.o_a_strides[i] = a.o.strides[i];
+      p.o_b_strides[i] = b.o.strides[i];
+      p.o_strides[i] = out.o.strides[i];
+      p.lse_a_strides[i] = a.lse_strides[i];
+      p.lse_b_strides[i] = b.lse_strides[i];
+      p.lse_strides[i] = out.lse_strides[i];
+    }
+    p.batch = a.o.shape[0];
+    p.seq = a.o.shape[1];
+    p.heads = a.o.shape[2];
+    p.dim = a.o.shape[3];
+    p.type_a = mergeType(a.dtype);
+    p.type_b = mergeType(b.dtype);
+    p.type_o = mergeType(out.dtype);
+    // One warp per row, grid-stride beyond 2^20 CTAs (4M rows).
+    const int64_t rowsPerCta = FP_MERGE_THREADS / 32;
+    const unsigned ctas = unsigned(
+        std::min<int64_t>((rows + rowsPerCta - 1) / rowsPerCta, 1 << 20));
+    void *args[] = {&p};
+    return driver_->check(
+        driver_->api().launchKernel(mergeFunction_, ctas, 1, 1,
+                                    FP_MERGE_THREADS, 1, 1, 0,
+                                    static_cast<CUstream>(stream), args,
+                                    nullptr),
+        "cuLaunchKernel(" FP_MERGE_STATES_ENTRY ")");
+  }
+
   PlanTuning tuning_;
   const rt::CudaDriver *driver_ = nullptr;
   CUcontext context_ = nullptr;
   rt::Module module_;
+  rt::Module mergeModule_; ///< fp/merge_states.cuh
+  CUfunction mergeFunction_ = nullptr;
   std::map<std::string, Kernel> kernels_; ///< by launch role
   int attentionBlockM_ = 0;
   int varlenPackedBlockM_ = 0, varlenPagedBlockM_ = 0;

@@ -55,7 +55,13 @@ typedef enum fp_status {
   FP_ERROR_INTERNAL = 8
 } fp_status_t;
 
-typedef enum fp_dtype { FP_DTYPE_BF16 = 0, FP_DTYPE_F16 = 1 } fp_dtype_t;
+/* Element types. Plans are bf16 or f16; FP_DTYPE_F32 is for the outputs of
+ * fp_merge_states (fp_attn_state_t) only. */
+typedef enum fp_dtype {
+  FP_DTYPE_BF16 = 0,
+  FP_DTYPE_F16 = 1,
+  FP_DTYPE_F32 = 2
+} fp_dtype_t;
 
 /* fp_plan_spec_t.device value selecting the CPU reference backend. */
 #define FP_DEVICE_CPU (-1)
@@ -288,6 +294,49 @@ fp_status_t fp_prefill_varlen(const fp_plan_t *plan, const fp_tensor_t *q,
                               const fp_varlen_t *varlen, fp_tensor_t *out,
                               const fp_params_t *params, void *workspace,
                               size_t workspace_bytes, void *stream);
+
+/*---------------------------------------------------------------------------
+ * Merging attention states (docs/merge-states.md).
+ *
+ * Engines split one attention into passes over disjoint key sets (a cached
+ * prefix and the new tokens, a prefix shared by many requests in cascade
+ * attention, key shards in context parallelism); each pass gives an output
+ * O_x and its log-sum-exp LSE_x, and merging two gives the attention over
+ * the union of their keys. Per row, in fp32:
+ *   m = max(lse_a, lse_b),  w_a = exp(lse_a - m),  w_b = exp(lse_b - m)
+ *   O = (w_a O_a + w_b O_b) / (w_a + w_b)     stored in out's dtype
+ *   LSE = m + log(w_a + w_b)
+ * LSE is the natural log of the sum of exp(scale * q.k), as params->lse
+ * returns it (FlashInfer's is base 2: lse_natural = lse_base2 * ln 2).
+ * Rows where a side saw no key (LSE -inf; +inf too, which FlashAttention-2
+ * writes there): both empty -> O = 0, LSE = -inf; one empty -> the other
+ * state (O copied bit for bit when the dtypes agree, else rounded; LSE bit
+ * for bit), the empty side's O never read. A NaN LSE gives O = NaN and
+ * LSE = NaN. Never NaN otherwise.
+ *---------------------------------------------------------------------------*/
+typedef struct fp_attn_state {
+  fp_tensor_t o;     /* [b, s, h, d] element strides, strides[3] == 1; the
+                        varlen layout is [1, total_q, h, d] */
+  fp_dtype_t dtype;  /* o's elements: FP_DTYPE_BF16, _F16 or _F32 */
+  float *lse;        /* [b, h, s] fp32 natural log (varlen: [h, total_q]);
+                        NULL in `out`: the merged LSE is not written */
+  int64_t lse_strides[3]; /* elements: batch, head, seq. Varlen
+                             {0, total_q, 1}; dense {h*s, s, 1};
+                             FlashInfer's [total_q, h]: {0, 1, h} */
+} fp_attn_state_t;
+
+/* out = merge(a, b). a, b and out share one shape (any b, s, h, d: not the
+ * plan's); their dtypes may differ. On a CPU plan it runs the reference
+ * (host pointers); on a CUDA plan one kernel on `stream` (device pointers,
+ * no allocation, no synchronization). Merging in place is allowed: out->o
+ * may be exactly a->o or b->o (same data, dtype and strides), out->lse
+ * exactly a->lse or b->lse (same pointer and strides); out's views must
+ * otherwise share no byte with any other view, nor overlap themselves.
+ * Pointers aligned to their element size. Every violation is a named
+ * error and nothing is written. */
+fp_status_t fp_merge_states(const fp_plan_t *plan, const fp_attn_state_t *a,
+                            const fp_attn_state_t *b, fp_attn_state_t *out,
+                            void *stream);
 
 /* The message of the calling thread's last error ("" after success). */
 const char *fp_last_error(void);

@@ -115,6 +115,12 @@ public:
                        void *workspace, size_t workspaceBytes,
                        void *stream) const;
 
+  /// out = merge(a, b) by LSE (fp_merge_states, docs/merge-states.md).
+  /// States of any shape; the CPU plan runs the reference, a CUDA plan one
+  /// kernel on `stream`.
+  Status mergeStates(const fp_attn_state_t *a, const fp_attn_state_t *b,
+                     const fp_attn_state_t *out, void *stream) const;
+
 protected:
   /// A validated problem: shapes agree with the plan and each other.
   struct Problem {
@@ -177,6 +183,13 @@ protected:
                                  const fp_tensor_t &out,
                                  const fp_params_t &params,
                                  void *stream) const;
+  /// The device merge, called after ref::validateMergeStates passed (CPU
+  /// plans run the reference instead). The default returns
+  /// FP_ERROR_UNSUPPORTED.
+  virtual Status runMergeStates(const fp_attn_state_t &a,
+                                const fp_attn_state_t &b,
+                                const fp_attn_state_t &out,
+                                void *stream) const;
 
   fp_plan_spec_t spec_;
   PlanInfo info_;

@@ -582,6 +582,73 @@ StatusOr<NaiveAttentionOutput>
 naiveAttentionVarlen(const VarlenProblem &problem, const Options &options,
                      const VarlenMask *mask = nullptr);
 
+//===----------------------------------------------------------------------===//
+// Merging attention states (docs/merge-states.md; the C API's fp_merge_states)
+//===----------------------------------------------------------------------===//
+
+/// Element type of an output in mergeStates: the operator's 16-bit types,
+/// or fp32 (engines often keep the partial outputs of split passes in fp32).
+enum class StateType : uint8_t { kBF16, kF16, kF32 };
+
+/// "bf16", "f16" or "f32".
+const char *stateTypeName(StateType type);
+
+/// One attention state as fp_merge_states takes it (fp_attn_state_t): an
+/// output O, logical [batch, seq, heads, dim] with element strides (dim
+/// contiguous), and its log-sum-exp LSE, logical [batch, heads, seq], fp32,
+/// natural log, with element strides. Varlen calls give batch 1, O [1,
+/// total_q, h, d] and LSE [h, total_q] (lseStrides {0, total_q, 1});
+/// whole-prompt calls O [b, s, h, d] and LSE [b, h, s]. The states merged
+/// are only read through these pointers.
+struct AttentionState {
+  void *o = nullptr;
+  StateType type = StateType::kBF16;
+  int64_t shape[4] = {0, 0, 0, 0};   ///< batch, seq, heads, dim
+  int64_t strides[4] = {0, 0, 0, 1}; ///< elements; strides[3] must be 1
+  float *lse = nullptr; ///< the merged state's may be null: not written
+  int64_t lseStrides[3] = {0, 0, 0}; ///< elements: batch, head, seq
+};
+
+/// How one row (b, s, h) merges, given its two LSE values:
+///   kNaN    either LSE is NaN: O = NaN, LSE = NaN (never hidden);
+///   kEmpty  both are -inf or +inf (no key on either side; FlashAttention-2
+///           writes +inf for a row without keys): O = 0, LSE = -inf;
+///   kOnlyA  only b is empty: O = O_a (rounded to out's type; copied bit
+///           for bit when the types agree), LSE = lse_a bit for bit, and
+///           O_b is never read (it may hold anything, NaN included);
+///   kOnlyB  the same with a and b swapped;
+///   kBoth   m = max(lse_a, lse_b), wA = exp(lse_a - m), wB = exp(lse_b -
+///           m), sum = wA + wB, LSE = m + log(sum), and per element
+///           O = (wA * O_a + wB * O_b) / sum, all in fp32 (std::exp,
+///           std::log, no FMA), rounded once to out's type.
+struct MergeRow {
+  enum Kind : uint8_t { kBoth, kOnlyA, kOnlyB, kEmpty, kNaN };
+  Kind kind = kEmpty;
+  float wA = 0.0f, wB = 0.0f, sum = 0.0f; ///< kBoth only
+  float lse = 0.0f;                       ///< the merged LSE
+};
+MergeRow mergeRow(float lseA, float lseB);
+
+/// Checks three states for mergeStates; messages use the C API's names
+/// (a.o.shape[1], b.lse, out.lse_strides[2], ...). Rules: a, b and out have
+/// the same shape (every dimension >= 0); O and LSE pointers non-null
+/// (out.lse may be null), aligned to their element size; strides >= 0 and
+/// o strides[3] == 1; out's O and LSE views never overlap themselves
+/// (each dimension's stride at least the extent of those inside it); out.o
+/// is either exactly a.o or b.o (same data, type and strides: merging in
+/// place) or shares no byte with them, and likewise out.lse with a.lse and
+/// b.lse; out's O and LSE share no byte with any other view. Overlap is
+/// judged by address ranges (first to last byte a view can touch).
+Status validateMergeStates(const AttentionState &a, const AttentionState &b,
+                           const AttentionState &out);
+
+/// out = merge(a, b), row by row as mergeRow says (docs/merge-states.md).
+/// Each row reads its inputs before writing, so in-place merging (out.o ==
+/// a.o, out.lse == a.lse) is exact. Validates first; nothing is written on
+/// error. Results do not depend on numThreads (0 = one per hardware thread).
+Status mergeStates(const AttentionState &a, const AttentionState &b,
+                   const AttentionState &out, int numThreads = 0);
+
 } // namespace fp::ref
 
 #endif // FLASHPREFILL_REFERENCE_H
