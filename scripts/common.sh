@@ -39,12 +39,13 @@ fp_install_dependencies() {
     echo "== python venv: torch (CPU tests, gloo context parallelism)"
     "$FP_ROOT/.venv/bin/pip" install -q torch==2.11.0
   fi
-  # transformers (small, pure Python): the backend's CPU tests, continuous
-  # batching included. The version is the GPU machine's.
-  if [ "${FP_NO_TORCH:-0}" != 1 ] &&
-    ! "$FP_ROOT/.venv/bin/python" -c "import transformers" 2>/dev/null; then
-    echo "== python venv: transformers"
-    "$FP_ROOT/.venv/bin/pip" install -q transformers==5.17.0
+  # transformers with its serving extras (pure Python, small): the backend's
+  # CPU tests, continuous batching and `transformers serve` included. The
+  # version is the GPU machine's.
+  if [ "${FP_NO_TORCH:-0}" != 1 ] && ! "$FP_ROOT/.venv/bin/python" -c \
+    "import transformers.utils as u, sys; sys.exit(not u.is_serve_available())" 2>/dev/null; then
+    echo "== python venv: transformers[serving]"
+    "$FP_ROOT/.venv/bin/pip" install -q "transformers[serving]==5.17.0"
   fi
   if [ ! -e /usr/local/cuda/include/cuda.h ] && ! command -v nvcc >/dev/null; then
     echo "error: the CUDA 13 toolkit (headers, NVRTC) is required in /usr/local/cuda" >&2
