@@ -355,16 +355,28 @@ StatusOr<std::unique_ptr<Plan>> Plan::create(const fp_plan_spec_t &callerSpec,
       return gpu.status();
     plan = std::move(*gpu);
   }
-  // The largest problem must fit the caller's workspace limit.
-  WorkspaceLayout largest = plan->layout(spec.max_batch, spec.max_seq_len);
-  if (spec.max_workspace_bytes != 0 &&
-      largest.totalBytes > spec.max_workspace_bytes)
-    return invalidArgument(
-        "spec.max_workspace_bytes: the workspace at max_batch " +
-        str(spec.max_batch) + " and max_seq_len " + str(spec.max_seq_len) +
-        " is " + str(largest.totalBytes) + " bytes (mask " +
-        str(largest.totalBytes - largest.counts) + "), over the limit " +
-        str(spec.max_workspace_bytes));
+  // The largest problem must fit the caller's workspace limit: whole
+  // prompts at max_batch x max_seq_len, and varlen calls at their maxima
+  // (batch max_batch, total_q max_batch * max_seq_len, max_seqlen_k
+  // max_seq_len), whose compact mask has max_batch more rows.
+  if (spec.max_workspace_bytes != 0) {
+    WorkspaceLayout largest = plan->layout(spec.max_batch, spec.max_seq_len);
+    WorkspaceLayout varlen = plan->varlenLayout(
+        spec.max_batch, spec.max_batch * spec.max_seq_len, spec.max_seq_len);
+    const bool varlenLarger = varlen.totalBytes > largest.totalBytes;
+    const WorkspaceLayout &worst = varlenLarger ? varlen : largest;
+    if (worst.totalBytes > spec.max_workspace_bytes)
+      return invalidArgument(
+          "spec.max_workspace_bytes: the workspace of " +
+          std::string(varlenLarger ? "a varlen call at batch " : "a prefill at batch ") +
+          str(spec.max_batch) +
+          (varlenLarger ? ", total_q " + str(spec.max_batch * spec.max_seq_len) +
+                              " and max_seqlen_k "
+                        : " and max_seq_len ") +
+          str(spec.max_seq_len) + " is " + str(worst.totalBytes) +
+          " bytes (mask " + str(worst.totalBytes - worst.counts) +
+          "), over the limit " + str(spec.max_workspace_bytes));
+  }
   return plan;
 }
 

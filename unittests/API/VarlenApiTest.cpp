@@ -611,6 +611,39 @@ TEST_F(VarlenApiTest, PooledKeysOfAPrefixServeLaterChunks) {
   EXPECT_EQ(pooledIds, ownIds);
 }
 
+// spec.max_workspace_bytes bounds the varlen maximum too: its compact mask
+// has max_batch more rows than the whole-prompt mask, so a limit equal to the
+// whole-prompt workspace at the maximum is refused, naming the varlen call.
+TEST(VarlenPlanTest, MaxWorkspaceBytesCoversTheVarlenMaximum) {
+  fp_plan_spec_t spec;
+  fp_plan_spec_init(&spec);
+  spec.device = FP_DEVICE_CPU;
+  spec.head_dim = kDim;
+  spec.num_q_heads = kQHeads;
+  spec.num_kv_heads = kKvHeads;
+  spec.block_size = kBlock;
+  spec.max_batch = kMaxBatch;
+  spec.max_seq_len = kMaxSeqLen;
+  fp_plan_t *plan = nullptr;
+  ASSERT_EQ(fp_plan_create(&spec, &plan), FP_OK) << fp_last_error();
+  const size_t dense = fp_plan_workspace_bytes(plan, kMaxBatch, kMaxSeqLen);
+  const size_t varlen = fp_plan_varlen_workspace_bytes(
+      plan, kMaxBatch, kMaxBatch * kMaxSeqLen, kMaxSeqLen, kMaxSeqLen);
+  fp_plan_destroy(plan);
+  ASSERT_GT(varlen, dense);
+  spec.max_workspace_bytes = dense;
+  EXPECT_EQ(fp_plan_create(&spec, &plan), FP_ERROR_INVALID_ARGUMENT);
+  const std::string message = fp_last_error();
+  EXPECT_NE(message.find("spec.max_workspace_bytes: the workspace of a varlen call at batch 4, "
+                         "total_q 2048 and max_seqlen_k 512 is " +
+                         std::to_string(varlen) + " bytes"),
+            std::string::npos)
+      << message;
+  spec.max_workspace_bytes = varlen;
+  ASSERT_EQ(fp_plan_create(&spec, &plan), FP_OK) << fp_last_error();
+  fp_plan_destroy(plan);
+}
+
 // Pooling's own arguments, named; the byte query checks its sizes.
 TEST_F(VarlenApiTest, BadPoolKeysArgumentsAreNamed) {
   std::vector<uint16_t> pooled(size_t(varlen.batch * kKvHeads * maxKeyBlocks *
