@@ -18,6 +18,8 @@ A ctypes binding of ``libflashprefill.so`` (no compiled extension)::
 * :func:`prefill_varlen` takes the engine shapes: packed variable-length
   batches ``[total_q, h_q, d]`` with ``cu_seqlens_q``, after a cached prefix,
   over packed or paged K/V (``flashprefill::prefill_varlen`` on torch).
+* :func:`merge_states` merges two partial attention states (output and
+  natural-log LSE of passes over disjoint keys) by their LSE.
 * :func:`plan` gives engines a :class:`Plan` with ``select`` / ``attend`` /
   ``prefill`` (and their ``*_varlen`` forms) and explicit workspaces
   (CUDA-graph capturable).
@@ -39,6 +41,7 @@ from ._bf16 import from_bf16, to_bf16
 from ._capi import FlashPrefillError, LibraryNotFoundError, library_path
 from ._eager import mask, mask_varlen, workspace_size, workspace_size_varlen
 from ._mask import Mask, VarlenMask
+from ._merge import merge_states
 from ._params import defaults
 from ._plan import Plan, clear_plan_cache, plan
 
@@ -56,6 +59,7 @@ __all__ = [
     "library_path",
     "mask",
     "mask_varlen",
+    "merge_states",
     "plan",
     "prefill",
     "prefill_varlen",

@@ -30,6 +30,8 @@ __all__ = [
     "MaskStruct",
     "Varlen",
     "VarlenMaskStruct",
+    "AttnState",
+    "FP_DTYPE_F32",
     "lib",
     "library_path",
     "check",
@@ -41,6 +43,7 @@ FP_OK = 0
 FP_ERROR_NOT_FOUND = 3
 FP_DTYPE_BF16 = 0
 FP_DTYPE_F16 = 1
+FP_DTYPE_F32 = 2  # fp_attn_state_t (merge_states) only
 FP_DEVICE_CPU = -1
 
 _STATUS_NAMES = {
@@ -192,6 +195,19 @@ class VarlenMaskStruct(ctypes.Structure):
     ]
 
 
+class AttnState(ctypes.Structure):
+    """``fp_attn_state_t``: one attention state for ``fp_merge_states``: O
+    as a ``[b, s, h, d]`` view, its dtype (bf16, f16 or f32), and the fp32
+    natural-log LSE indexed ``[b, h, s]`` with element strides."""
+
+    _fields_ = [
+        ("o", Tensor),
+        ("dtype", ctypes.c_int),  # fp_dtype_t
+        ("lse", ctypes.c_void_p),
+        ("lse_strides", ctypes.c_int64 * 3),
+    ]
+
+
 class _Plan(ctypes.Structure):
     """The opaque ``fp_plan_t``."""
 
@@ -238,6 +254,7 @@ def _declare(cdll: ctypes.CDLL) -> None:
     spec_p, params_p = ctypes.POINTER(PlanSpec), ctypes.POINTER(Params)
     tensor_p, mask_p = ctypes.POINTER(Tensor), ctypes.POINTER(MaskStruct)
     varlen_p, vmask_p = ctypes.POINTER(Varlen), ctypes.POINTER(VarlenMaskStruct)
+    state_p = ctypes.POINTER(AttnState)
     vp, sz, i64, status = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int64, ctypes.c_int
     signatures = {
         "fp_plan_spec_init": (None, [ctypes.c_void_p]),
@@ -262,6 +279,7 @@ def _declare(cdll: ctypes.CDLL) -> None:
                                       vmask_p, tensor_p, params_p, vp]),
         "fp_prefill_varlen": (status, [PlanHandle, tensor_p, tensor_p, tensor_p, varlen_p,
                                        tensor_p, params_p, vp, sz, vp]),
+        "fp_merge_states": (status, [PlanHandle, state_p, state_p, state_p, vp]),
         "fp_last_error": (ctypes.c_char_p, []),
         "fp_status_name": (ctypes.c_char_p, [ctypes.c_int]),
     }
