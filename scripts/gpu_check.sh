@@ -13,11 +13,14 @@
 #            side by side (the fp64 CPU oracle is the slow part), with the
 #            Python package's tests beside them (pytest python/tests: CUDA
 #            tensors, torch.compile, CUDA graphs, the transformers backend);
-#         2. FPRuntimeTests and FPApiTests (their GPU-aware parts);
+#         2. FPRuntimeTests and FPApiTests (their GPU-aware parts), and the
+#            engine example (examples/engine: chunked prefill over a paged
+#            cache, checked against whole-prompt calls) with --device cuda;
 #         3. fp-opt: sm_90a PTX assembled by ptxas, a CUBIN, HGMMA counted;
 #         4. compute-sanitizer memcheck, racecheck and synccheck on small
 #            FPGpuTests cases (both kernel paths' edges, edited masks, the
-#            dense fall-back, a varlen batch, bad device-side varlen lengths);
+#            dense fall-back, a varlen batch, bad device-side varlen lengths,
+#            merge_states in place and strided);
 #       and fails when any stage fails, when a GPU test skipped although a GPU
 #       is present, or when the bundle's commit is unknown. LOG defaults to
 #       $OUT/gpu_check.log on the device machine, else
@@ -25,7 +28,7 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bundle=$root/.gpu
-gpu_binaries=(FPGpuTests FPRuntimeTests FPApiTests fp-bench fp-opt fp-tune)
+gpu_binaries=(FPGpuTests FPRuntimeTests FPApiTests fp-engine-example fp-bench fp-opt fp-tune)
 
 if [[ ${1:-} == --bundle ]]; then
   set -e
@@ -126,7 +129,7 @@ cat "$work/pytest.log" >>"$log"
 say "pytest: $(tail -1 "$work/pytest.log")"
 # With a GPU and torch present, a skipped CUDA, torch, transformers or varlen test is
 # a test that did not run: fail rather than report it as passed.
-gpu_skips=$(grep -E '^SKIPPED .*(test_cuda|test_torch|test_transformers|test_varlen|test_distributed)' "$work/pytest.log" || true)
+gpu_skips=$(grep -E '^SKIPPED .*(test_cuda|test_torch|test_transformers|test_varlen|test_distributed|test_merge_states)' "$work/pytest.log" || true)
 if [[ -n $gpu_skips ]]; then
   say "GPU-side Python tests skipped on a GPU machine:"
   say "$gpu_skips"
@@ -141,6 +144,10 @@ for t in FPRuntimeTests FPApiTests; do
   cat "$work/$t.log" >>"$log"
   stage "$t" "$st"
 done
+"$bundle/fp-engine-example" --device cuda >"$work/engine.log" 2>&1
+st=$?
+cat "$work/engine.log" >>"$log"
+stage "fp-engine-example --device cuda" "$st"
 
 # 3. fp-opt output for the module's arch assembles; the CUBIN uses wgmma.
 {
@@ -160,6 +167,7 @@ stage "fp-opt sm_90a PTX and CUBIN" $?
 # device-side lengths that break every bound).
 sanitize_filter='*s63:*s129:*s65:*AttendOnHandEditedMasks:*PrefillShortPromptFallBackAndRule'
 sanitize_filter+=':*GpuVarlenTest*d64_b64_f16_mixed:*BadDeviceLengthsSkipTheirSequence'
+sanitize_filter+=':GpuMergeStatesTest.LayoutsAndInPlace'
 for tool in memcheck racecheck synccheck; do
   compute-sanitizer --tool "$tool" --error-exitcode 9 "$bundle/FPGpuTests" \
     --gtest_filter="$sanitize_filter" >"$work/sanitizer_$tool.log" 2>&1
