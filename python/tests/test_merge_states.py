@@ -80,7 +80,8 @@ def check_close(got_o, got_l, want_o, want_l, a, b, dt_out, dt_a, dt_b):
     exact = ~kinds_both & ~nan_rows
     assert np.array_equal(got_l[exact].view(np.uint32), want_l[exact].view(np.uint32))
     assert np.isnan(got_l[nan_rows]).all() and np.isnan(want_l[nan_rows]).all()
-    np.testing.assert_allclose(got_l[kinds_both], want_l[kinds_both], rtol=4e-7, atol=4e-7)
+    # A few fp32 ulps of max(1, |LSE|): exp / log implementations differ in the last bit.
+    np.testing.assert_allclose(got_l[kinds_both], want_l[kinds_both], rtol=1e-6, atol=1e-6)
     go, wo = to_float(got_o, dt_out), to_float(want_o, dt_out)
     ex = exact.T  # [n, h]
     assert np.array_equal(np.asarray(got_o)[ex], np.asarray(want_o)[ex])
