@@ -110,7 +110,8 @@ _register_at_import()
 
 def prefill(q, k, v, *, alpha=None, sink=None, window=None, last_n=None, min_budget=None,
             threshold=None, block_size=None, scale=None, pooled_queries=False,
-            return_lse=False, out=None, workspace=None, layout="bshd", dtype=None):
+            return_lse=False, out=None, workspace=None, layout="bshd", dtype=None,
+            mean_correction=False):
     """Block-sparse causal attention: finds the key blocks that matter for
     every query block, then runs flash attention over only those.
 
@@ -130,6 +131,10 @@ def prefill(q, k, v, *, alpha=None, sink=None, window=None, last_n=None, min_bud
         block_size: tokens per block (None: 128).
         scale: softmax scale (None: ``1/sqrt(d)``).
         pooled_queries: score with block-mean queries (cheaper estimator).
+        mean_correction: every pruned key block that a row sees whole adds
+            its block mean key and value, weighted by its key count
+            (docs/semantics.md section 3). CPU reference only so far: the
+            GPU raises FlashPrefillError (unsupported).
         return_lse: also return the log-sum-exp, fp32 ``[b, h_q, s]``.
         out: write the output here (same shape and dtype as q).
         workspace: a byte buffer of :func:`workspace_size` bytes on q's
@@ -151,18 +156,21 @@ def prefill(q, k, v, *, alpha=None, sink=None, window=None, last_n=None, min_bud
         return _ops.prefill(q, k, v, alpha=alpha, sink=sink, window=window, last_n=last_n,
                             min_budget=min_budget, threshold=threshold, block_size=block_size,
                             scale=scale, pooled_queries=pooled_queries, return_lse=return_lse,
-                            out=out, workspace=workspace, layout=layout)
+                            out=out, workspace=workspace, layout=layout,
+                            mean_correction=mean_correction)
     return _eager.prefill_eager(q, k, v, alpha=alpha, sink=sink, window=window, last_n=last_n,
                                 min_budget=min_budget, threshold=threshold,
                                 block_size=block_size, scale=scale,
                                 pooled_queries=pooled_queries, return_lse=return_lse, out=out,
-                                workspace=workspace, layout=layout, dtype=dtype)
+                                workspace=workspace, layout=layout, dtype=dtype,
+                                mean_correction=mean_correction)
 
 
 def prefill_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k=None, *, k_lens=None, page_table=None,
                    max_seqlen_q=None, max_seqlen_k=None, alpha=None, sink=None, window=None,
                    last_n=None, min_budget=None, threshold=None, block_size=None, scale=None,
-                   return_lse=False, out=None, workspace=None, apply_last_n=None, dtype=None):
+                   return_lse=False, out=None, workspace=None, apply_last_n=None, dtype=None,
+                   mean_correction=False):
     """Block-sparse causal attention over a packed batch of variable-length
     sequences, each after a cached prefix (chunked prefill, prefix caching,
     continuous batching; docs/semantics.md section 2).
@@ -193,7 +201,7 @@ def prefill_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k=None, *, k_lens=None, pag
             sequence i (engines: a prompt's final chunk only). None: on for
             every sequence.
         alpha, sink, window, last_n, min_budget, threshold, block_size,
-        scale: as :func:`prefill`.
+        scale, mean_correction: as :func:`prefill`.
         return_lse: also return the log-sum-exp, fp32 ``[h_q, total_q]``
             (FlashAttention's varlen layout).
         out: write the output here (q's shape and dtype).
@@ -216,7 +224,8 @@ def prefill_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k=None, *, k_lens=None, pag
                                    alpha=alpha, sink=sink, window=window, last_n=last_n,
                                    min_budget=min_budget, threshold=threshold,
                                    block_size=block_size, scale=scale, return_lse=return_lse,
-                                   out=out, workspace=workspace)
+                                   out=out, workspace=workspace,
+                                   mean_correction=mean_correction)
     return _eager.prefill_varlen_eager(q, k, v, cu_seqlens_q, cu_seqlens_k, k_lens=k_lens,
                                        page_table=page_table, max_seqlen_q=max_seqlen_q,
                                        max_seqlen_k=max_seqlen_k, apply_last_n=apply_last_n,
@@ -224,4 +233,4 @@ def prefill_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k=None, *, k_lens=None, pag
                                        min_budget=min_budget, threshold=threshold,
                                        block_size=block_size, scale=scale,
                                        return_lse=return_lse, out=out, workspace=workspace,
-                                       dtype=dtype)
+                                       dtype=dtype, mean_correction=mean_correction)

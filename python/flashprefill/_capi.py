@@ -133,6 +133,8 @@ class Params(ctypes.Structure):
         ("max_seqlen_k", ctypes.c_int64),
         # Version 2.
         ("dense_below_tokens", ctypes.c_int64),
+        # Version 3.
+        ("mean_correction", ctypes.c_int32),
     ]
 
 
@@ -259,6 +261,7 @@ def _declare(cdll: ctypes.CDLL) -> None:
     signatures = {
         "fp_plan_spec_init": (None, [ctypes.c_void_p]),
         "fp_params_init": (None, [ctypes.c_void_p]),
+        "fp_params_init_sized": (None, [ctypes.c_void_p, ctypes.c_size_t]),
         "fp_plan_create": (status, [spec_p, ctypes.POINTER(PlanHandle)]),
         "fp_plan_destroy": (None, [PlanHandle]),
         "fp_plan_workspace_bytes": (sz, [PlanHandle, i64, i64]),
@@ -292,10 +295,12 @@ def _declare(cdll: ctypes.CDLL) -> None:
 def _check_layouts(cdll: ctypes.CDLL) -> None:
     """The library's struct sizes must cover this binding's mirrors: a
     smaller one means the library predates a field this package sets."""
-    for init, mirror in (("fp_plan_spec_init", PlanSpec), ("fp_params_init", Params)):
+    inits = (("fp_plan_spec_init", PlanSpec, lambda b: cdll.fp_plan_spec_init(b)),
+             ("fp_params_init_sized", Params, lambda b: cdll.fp_params_init_sized(b, 4096)))
+    for init, mirror, fill in inits:
         # A newer library may have appended fields: give init room for them.
         buffer = ctypes.create_string_buffer(4096)
-        getattr(cdll, init)(buffer)
+        fill(buffer)
         size = ctypes.c_size_t.from_buffer(buffer).value
         if size < ctypes.sizeof(mirror):
             raise LibraryNotFoundError(
@@ -374,7 +379,7 @@ def default_spec() -> PlanSpec:
 def default_params() -> Params:
     """A ``fp_params_t`` as ``fp_params_init`` fills it."""
     buffer = ctypes.create_string_buffer(4096)
-    lib().fp_params_init(buffer)
+    lib().fp_params_init_sized(buffer, ctypes.sizeof(Params))
     params = Params.from_buffer_copy(buffer.raw[: ctypes.sizeof(Params)])
     params.struct_size = ctypes.sizeof(Params)
     return params

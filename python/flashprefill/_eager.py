@@ -45,7 +45,7 @@ def functional_plan(q, k, *, block_size, pooled_queries, layout, dtype):
 def prefill_eager(q, k, v, *, alpha=None, sink=None, window=None, last_n=None, min_budget=None,
                   threshold=None, block_size=None, scale=None, pooled_queries=False,
                   return_lse=False, out=None, lse=None, workspace=None, layout="bshd",
-                  dtype=None, stream=None):
+                  dtype=None, stream=None, mean_correction=False):
     """:func:`flashprefill.prefill` without the torch custom op (numpy
     arrays, and the op's own implementation)."""
     pre, p = functional_plan(q, k, block_size=block_size, pooled_queries=pooled_queries,
@@ -62,7 +62,7 @@ def prefill_eager(q, k, v, *, alpha=None, sink=None, window=None, last_n=None, m
     return p.prefill(q, k, v, alpha=alpha, sink=sink, window=window, last_n=last_n,
                      min_budget=min_budget, threshold=threshold, scale=scale, out=out, lse=lse,
                      return_lse=return_lse, workspace=workspace, layout=layout,
-                     dtype=dtype, stream=stream, _pre=pre)
+                     dtype=dtype, stream=stream, mean_correction=mean_correction, _pre=pre)
 
 
 def workspace_size(q, k, *, block_size=None, pooled_queries=False, layout="bshd",
@@ -119,7 +119,7 @@ def prefill_varlen_eager(q, k, v, cu_seqlens_q, cu_seqlens_k=None, *, k_lens=Non
                          apply_last_n=None, alpha=None, sink=None, window=None, last_n=None,
                          min_budget=None, threshold=None, block_size=None, scale=None,
                          return_lse=False, out=None, lse=None, workspace=None, dtype=None,
-                         stream=None):
+                         stream=None, mean_correction=False):
     """:func:`flashprefill.prefill_varlen` without the torch custom op."""
     p = varlen_problem(q, k, v, cu_seqlens_q, cu_seqlens_k, k_lens=k_lens,
                        page_table=page_table, apply_last_n=apply_last_n, out=out,
@@ -133,7 +133,8 @@ def prefill_varlen_eager(q, k, v, cu_seqlens_q, cu_seqlens_k=None, *, k_lens=Non
     return varlen_plan(p, block_size).prefill_varlen(
         q, k, v, cu_seqlens_q, cu_seqlens_k, alpha=alpha, sink=sink, window=window,
         last_n=last_n, min_budget=min_budget, threshold=threshold, scale=scale, out=out,
-        lse=lse, return_lse=return_lse, workspace=workspace, stream=stream, _pre=p)
+        lse=lse, return_lse=return_lse, workspace=workspace, stream=stream,
+        mean_correction=mean_correction, _pre=p)
 
 
 def mask_varlen(q, k, cu_seqlens_q, cu_seqlens_k=None, *, k_lens=None, page_table=None,

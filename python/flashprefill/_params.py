@@ -23,7 +23,7 @@ _params_template: Optional[bytes] = None
 
 def make_params(*, alpha=None, sink=None, window=None, last_n=None, min_budget=None,
                 threshold=None, scale=None, lse=0, kept_counter=0,
-                dense_below_tokens=None) -> _capi.Params:
+                dense_below_tokens=None, mean_correction=None) -> _capi.Params:
     """An ``fp_params_t``: the library's defaults (``fp_params_init``) with
     the given values set. Range checks are the library's, so its messages
     (``params.alpha: ...``) reach the caller unchanged."""
@@ -61,6 +61,10 @@ def make_params(*, alpha=None, sink=None, window=None, last_n=None, min_budget=N
         p.dense_below_tokens = integer(
             "params.dense_below_tokens", dense_below_tokens, low=-1, high=INT64_MAX,
             expected="an integer in [-1, 2^63) (-1 = the plan's cost model, 0 = never)")
+    if mean_correction is not None:
+        if not isinstance(mean_correction, bool):
+            raise invalid(f"mean_correction: expected True or False, got {mean_correction!r}")
+        p.mean_correction = int(mean_correction)
     p.lse = lse or None
     p.kept_counter = kept_counter or None
     return p

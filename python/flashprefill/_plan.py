@@ -289,12 +289,14 @@ class Plan:
         return mask
 
     def attend(self, q, k, v, mask: Tuple[Any, Any], *, scale=None, out=None, lse=None,
-               return_lse: bool = False, layout: str = "bshd", dtype=None, stream=None):
+               return_lse: bool = False, layout: str = "bshd", dtype=None, stream=None,
+               mean_correction: bool = False):
         """Attention over the kept blocks of `mask` (``fp_attend``).
 
         Returns ``out`` (allocated like q unless given), or ``(out, lse)``
         when `return_lse` or `lse` is given (lse: float32 ``[b, h_q, s]``,
-        natural log).
+        natural log). `mean_correction`: the blocks `mask` leaves out add
+        their block means (docs/semantics.md section 3; CPU plans only).
         """
         qa, ka, va, *rest = self._tokens(q, k, v, out, layout, dtype)
         (b, s, h, _), _ = bshd(qa, layout)
@@ -306,7 +308,7 @@ class Plan:
         nb = self.num_blocks(s) if s > 0 else 0
         cm = self._mask_struct(_as_mask(mask), qa, b, self._spec.num_q_heads, nb, output=False)
         lse, lse_ptr = self._lse(lse, return_lse, qa, b, h, s)
-        params = make_params(scale=scale, lse=lse_ptr)
+        params = make_params(scale=scale, lse=lse_ptr, mean_correction=mean_correction)
         status = self._lib.fp_attend(self._live(), c_tensor(qa, layout), c_tensor(ka, layout),
                                      c_tensor(va, layout), ctypes.byref(cm), c_tensor(oa, layout),
                                      ctypes.byref(params),
@@ -318,7 +320,7 @@ class Plan:
                 min_budget=None, threshold=None, scale=None, out=None, lse=None,
                 return_lse: bool = False, workspace=None, kept_counter=None,
                 layout: str = "bshd", dtype=None, stream=None, dense_below_tokens=None,
-                _pre=None):
+                mean_correction: bool = False, _pre=None):
         """Selection then attention (``fp_prefill``), the mask living in the
         workspace (:meth:`workspace_bytes`). Returns ``out`` or
         ``(out, lse)`` like :meth:`attend`. ``dense_below_tokens``: None or
@@ -335,7 +337,8 @@ class Plan:
         params = make_params(alpha=alpha, sink=sink, window=window, last_n=last_n,
                              min_budget=min_budget, threshold=threshold, scale=scale,
                              lse=lse_ptr, kept_counter=self._counter(kept_counter, qa),
-                             dense_below_tokens=dense_below_tokens)
+                             dense_below_tokens=dense_below_tokens,
+                             mean_correction=mean_correction)
         needed = self._bytes_or_raise(self._lib.fp_plan_workspace_bytes, b, s, layout)
         ws, ws_ptr, ws_bytes = self._workspace(workspace, qa, needed)
         status = self._lib.fp_prefill(self._live(), c_tensor(qa, layout), c_tensor(ka, layout),
@@ -536,7 +539,8 @@ class Plan:
 
     def attend_varlen(self, q, k, v, cu_seqlens_q, cu_seqlens_k=None, *, mask, k_lens=None,
                       page_table=None, max_seqlen_q=None, max_seqlen_k=None, scale=None,
-                      out=None, lse=None, return_lse: bool = False, dtype=None, stream=None):
+                      out=None, lse=None, return_lse: bool = False, dtype=None, stream=None,
+                      mean_correction: bool = False):
         """Attention over the kept blocks of `mask` (``fp_attend_varlen``).
         Returns ``out`` (like q unless given), or ``(out, lse)`` when
         `return_lse` or `lse` is given (lse: float32 ``[h_q, total_q]``)."""
@@ -545,7 +549,7 @@ class Plan:
         _, cm = self._varlen_mask(mask, p, output=False)
         out, oa = self._varlen_out(out, p)
         lse, lse_ptr = self._varlen_lse(lse, return_lse, p)
-        params = make_params(scale=scale, lse=lse_ptr)
+        params = make_params(scale=scale, lse=lse_ptr, mean_correction=mean_correction)
         status = self._lib.fp_attend_varlen(self._live(), c_rows(p.q), c_rows(p.k), c_rows(p.v),
                                             ctypes.byref(c_varlen(p)), ctypes.byref(cm),
                                             c_rows(oa), ctypes.byref(params),
@@ -558,7 +562,8 @@ class Plan:
                        apply_last_n=None, alpha=None, sink=None, window=None, last_n=None,
                        min_budget=None, threshold=None, scale=None, out=None, lse=None,
                        return_lse: bool = False, workspace=None, kept_counter=None, dtype=None,
-                       stream=None, dense_below_tokens=None, pooled_k=None, _pre=None):
+                       stream=None, dense_below_tokens=None, pooled_k=None,
+                       mean_correction: bool = False, _pre=None):
         """Selection then attention for a variable-length batch
         (``fp_prefill_varlen``), the mask living in the workspace
         (:meth:`varlen_workspace_bytes`). Arguments as
@@ -573,7 +578,8 @@ class Plan:
         params = make_params(alpha=alpha, sink=sink, window=window, last_n=last_n,
                              min_budget=min_budget, threshold=threshold, scale=scale,
                              lse=lse_ptr, kept_counter=self._counter(kept_counter, p.q),
-                             dense_below_tokens=dense_below_tokens)
+                             dense_below_tokens=dense_below_tokens,
+                             mean_correction=mean_correction)
         needed = self.varlen_workspace_bytes(p.batch, p.total_q, p.max_seqlen_q, p.max_seqlen_k)
         ws, ws_ptr, ws_bytes = self._workspace(workspace, p.q, needed)
         status = self._lib.fp_prefill_varlen(self._live(), c_rows(p.q), c_rows(p.k),

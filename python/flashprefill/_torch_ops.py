@@ -40,14 +40,15 @@ def _lse_shape(q: Tensor, layout: str):
 def prefill_op(q: Tensor, k: Tensor, v: Tensor, alpha: Optional[float], sink: Optional[int],
                window: Optional[int], last_n: Optional[int], min_budget: Optional[int],
                threshold_kind: Optional[int], block_size: Optional[int], scale: Optional[float],
-               pooled_queries: bool, return_lse: bool, layout: str) -> Tuple[Tensor, Tensor]:
+               pooled_queries: bool, return_lse: bool, layout: str,
+               mean_correction: bool = False) -> Tuple[Tensor, Tensor]:
     """Functional prefill: returns (out like q, lse [b, h_q, s] fp32 or an
     empty tensor when return_lse is False)."""
     result = prefill_eager(q, k, v, alpha=alpha, sink=sink, window=window, last_n=last_n,
                            min_budget=min_budget, threshold=threshold_kind,
                            block_size=block_size, scale=scale,
                            pooled_queries=pooled_queries, return_lse=return_lse,
-                           layout=layout)
+                           layout=layout, mean_correction=mean_correction)
     if return_lse:
         return result
     return result, q.new_empty((0,), dtype=torch.float32)
@@ -55,7 +56,7 @@ def prefill_op(q: Tensor, k: Tensor, v: Tensor, alpha: Optional[float], sink: Op
 
 @prefill_op.register_fake
 def _prefill_fake(q, k, v, alpha, sink, window, last_n, min_budget, threshold_kind, block_size,
-                  scale, pooled_queries, return_lse, layout):
+                  scale, pooled_queries, return_lse, layout, mean_correction=False):
     out = q.new_empty(q.shape)
     lse_shape = _lse_shape(q, layout) if return_lse else (0,)
     return out, q.new_empty(lse_shape, dtype=torch.float32)
@@ -67,18 +68,20 @@ def prefill_out_op(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Optional[T
                    workspace: Optional[Tensor], alpha: Optional[float], sink: Optional[int],
                    window: Optional[int], last_n: Optional[int], min_budget: Optional[int],
                    threshold_kind: Optional[int], block_size: Optional[int],
-                   scale: Optional[float], pooled_queries: bool, layout: str) -> None:
+                   scale: Optional[float], pooled_queries: bool, layout: str,
+                   mean_correction: bool = False) -> None:
     """Prefill into caller-owned `out` (and `lse`, `workspace`): allocates
     nothing when all are given, so it can be captured in a CUDA graph."""
     prefill_eager(q, k, v, alpha=alpha, sink=sink, window=window, last_n=last_n,
                   min_budget=min_budget, threshold=threshold_kind, block_size=block_size,
                   scale=scale, pooled_queries=pooled_queries, out=out, lse=lse,
-                  workspace=workspace, layout=layout)
+                  workspace=workspace, layout=layout, mean_correction=mean_correction)
 
 
 @prefill_out_op.register_fake
 def _prefill_out_fake(q, k, v, out, lse, workspace, alpha, sink, window, last_n, min_budget,
-                      threshold_kind, block_size, scale, pooled_queries, layout):
+                      threshold_kind, block_size, scale, pooled_queries, layout,
+                      mean_correction=False):
     return None
 
 
@@ -104,7 +107,8 @@ def _plain_eager(*tensors) -> bool:
 
 
 def prefill(q: Tensor, k: Tensor, v: Tensor, *, alpha, sink, window, last_n, min_budget,
-            threshold, block_size, scale, pooled_queries, return_lse, out, workspace, layout):
+            threshold, block_size, scale, pooled_queries, return_lse, out, workspace, layout,
+            mean_correction=False):
     """:func:`flashprefill.prefill` on torch tensors: through the custom ops
     (what torch.compile sees), or straight to the implementation in plain
     eager mode.
@@ -123,7 +127,7 @@ def prefill(q: Tensor, k: Tensor, v: Tensor, *, alpha, sink, window, last_n, min
                              min_budget=min_budget, threshold=kind, block_size=block_size,
                              scale=scale, pooled_queries=pooled_queries,
                              return_lse=return_lse, out=out, workspace=workspace,
-                             layout=layout)
+                             layout=layout, mean_correction=mean_correction)
     if scale is not None:
         scale = float(scale)
     if alpha is not None:
@@ -135,12 +139,12 @@ def prefill(q: Tensor, k: Tensor, v: Tensor, *, alpha, sink, window, last_n, min
             o, lse = torch.ops.flashprefill.prefill(q, k, v, alpha, sink, window, last_n,
                                                      min_budget, kind, block_size, scale,
                                                      bool(pooled_queries), bool(return_lse),
-                                                     layout)
+                                                     layout, bool(mean_correction))
             return (o, lse) if return_lse else o
     lse = q.new_empty(_lse_shape(q, layout), dtype=torch.float32) if return_lse else None
     torch.ops.flashprefill.prefill_out(q, k, v, out, lse, workspace, alpha, sink, window, last_n,
                                        min_budget, kind, block_size, scale, bool(pooled_queries),
-                                       layout)
+                                       layout, bool(mean_correction))
     return (out, lse) if return_lse else out
 
 
@@ -169,7 +173,8 @@ def prefill_varlen_op(q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor,
                       alpha: Optional[float], sink: Optional[int], window: Optional[int],
                       last_n: Optional[int], min_budget: Optional[int],
                       threshold_kind: Optional[int], block_size: Optional[int],
-                      scale: Optional[float], return_lse: bool) -> Tuple[Tensor, Tensor]:
+                      scale: Optional[float], return_lse: bool,
+                      mean_correction: bool = False) -> Tuple[Tensor, Tensor]:
     """Functional varlen prefill: returns (out like q, lse [h_q, total_q] fp32
     or an empty tensor when return_lse is False)."""
     result = prefill_varlen_eager(q, k, v, cu_seqlens_q, cu_seqlens_k, k_lens=k_lens,
@@ -177,7 +182,8 @@ def prefill_varlen_op(q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor,
                                   max_seqlen_q=max_seqlen_q, max_seqlen_k=max_seqlen_k,
                                   alpha=alpha, sink=sink, window=window, last_n=last_n,
                                   min_budget=min_budget, threshold=threshold_kind,
-                                  block_size=block_size, scale=scale, return_lse=return_lse)
+                                  block_size=block_size, scale=scale, return_lse=return_lse,
+                                  mean_correction=mean_correction)
     if return_lse:
         return result
     return result, q.new_empty((0,), dtype=torch.float32)
@@ -186,7 +192,7 @@ def prefill_varlen_op(q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor,
 @prefill_varlen_op.register_fake
 def _prefill_varlen_fake(q, k, v, cu_seqlens_q, cu_seqlens_k, k_lens, page_table, apply_last_n,
                          max_seqlen_q, max_seqlen_k, alpha, sink, window, last_n, min_budget,
-                         threshold_kind, block_size, scale, return_lse):
+                         threshold_kind, block_size, scale, return_lse, mean_correction=False):
     lse_shape = (q.shape[1], q.shape[0]) if return_lse else (0,)
     return q.new_empty(q.shape), q.new_empty(lse_shape, dtype=torch.float32)
 
@@ -201,7 +207,7 @@ def prefill_varlen_out_op(q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor,
                           alpha: Optional[float], sink: Optional[int], window: Optional[int],
                           last_n: Optional[int], min_budget: Optional[int],
                           threshold_kind: Optional[int], block_size: Optional[int],
-                          scale: Optional[float]) -> None:
+                          scale: Optional[float], mean_correction: bool = False) -> None:
     """Varlen prefill into caller-owned `out` (and `lse`, `workspace`): with
     both maxima given it allocates nothing and never synchronises, so it can
     be captured in a CUDA graph."""
@@ -210,21 +216,21 @@ def prefill_varlen_out_op(q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor,
                          max_seqlen_q=max_seqlen_q, max_seqlen_k=max_seqlen_k, alpha=alpha,
                          sink=sink, window=window, last_n=last_n, min_budget=min_budget,
                          threshold=threshold_kind, block_size=block_size, scale=scale, out=out,
-                         lse=lse, workspace=workspace)
+                         lse=lse, workspace=workspace, mean_correction=mean_correction)
 
 
 @prefill_varlen_out_op.register_fake
 def _prefill_varlen_out_fake(q, k, v, cu_seqlens_q, cu_seqlens_k, k_lens, page_table,
                              apply_last_n, out, lse, workspace, max_seqlen_q, max_seqlen_k,
                              alpha, sink, window, last_n, min_budget, threshold_kind, block_size,
-                             scale):
+                             scale, mean_correction=False):
     return None
 
 
 def prefill_varlen(q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor, cu_seqlens_k, *,
                    k_lens, page_table, max_seqlen_q, max_seqlen_k, apply_last_n, alpha, sink,
                    window, last_n, min_budget, threshold, block_size, scale, return_lse, out,
-                   workspace):
+                   workspace, mean_correction=False):
     """:func:`flashprefill.prefill_varlen` on torch tensors: through the
     custom ops when traced, or straight to the implementation in plain eager
     mode (as :func:`prefill`)."""
@@ -244,7 +250,8 @@ def prefill_varlen(q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor, cu_seq
                                     alpha=alpha, sink=sink, window=window, last_n=last_n,
                                     min_budget=min_budget, threshold=kind,
                                     block_size=block_size, scale=scale, return_lse=return_lse,
-                                    out=out, workspace=workspace)
+                                    out=out, workspace=workspace,
+                                    mean_correction=mean_correction)
     if scale is not None:
         scale = float(scale)
     if alpha is not None:
@@ -257,9 +264,11 @@ def prefill_varlen(q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor, cu_seq
         else:
             o, lse = torch.ops.flashprefill.prefill_varlen(q, k, v, *lengths, max_seqlen_q,
                                                            max_seqlen_k, *scalars,
-                                                           bool(return_lse))
+                                                           bool(return_lse),
+                                                           bool(mean_correction))
             return (o, lse) if return_lse else o
     lse = q.new_empty((q.shape[1], q.shape[0]), dtype=torch.float32) if return_lse else None
     torch.ops.flashprefill.prefill_varlen_out(q, k, v, *lengths, out, lse, workspace,
-                                              max_seqlen_q, max_seqlen_k, *scalars)
+                                              max_seqlen_q, max_seqlen_k, *scalars,
+                                              bool(mean_correction))
     return (out, lse) if return_lse else out

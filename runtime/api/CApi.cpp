@@ -10,6 +10,11 @@
 #include "flashprefill/flashprefill.h"
 #include "flashprefill/flashprefill.hpp"
 
+#include "StructVersions.h"
+
+#include <algorithm>
+#include <cstring>
+
 #include <new>
 #include <string>
 
@@ -66,18 +71,30 @@ void fp_plan_spec_init(fp_plan_spec_t *spec) {
   spec->device = 0;
 }
 
-void fp_params_init(fp_params_t *params) {
-  if (!params)
+void fp_params_init_sized(fp_params_t *params, size_t struct_size) {
+  if (!params || struct_size < fp::kParamsV1Size)
     return;
-  *params = fp_params_t{};
-  params->struct_size = sizeof(fp_params_t);
-  params->alpha = FP_DEFAULT_ALPHA;
-  params->sink = FP_DEFAULT_SINK;
-  params->window = FP_DEFAULT_WINDOW;
-  params->last_n = FP_DEFAULT_LAST_N;
-  params->min_budget = FP_DEFAULT_MIN_BUDGET;
-  params->threshold_kind = 0;
-  params->dense_below_tokens = FP_DENSE_BELOW_AUTO;
+  fp_params_t defaults{};
+  defaults.alpha = FP_DEFAULT_ALPHA;
+  defaults.sink = FP_DEFAULT_SINK;
+  defaults.window = FP_DEFAULT_WINDOW;
+  defaults.last_n = FP_DEFAULT_LAST_N;
+  defaults.min_budget = FP_DEFAULT_MIN_BUDGET;
+  defaults.threshold_kind = 0;
+  defaults.dense_below_tokens = FP_DENSE_BELOW_AUTO;
+  defaults.mean_correction = 0;
+  // Never more than the caller's struct (an older header's is smaller).
+  const size_t size = std::min(struct_size, sizeof(fp_params_t));
+  defaults.struct_size = size;
+  std::memcpy(params, &defaults, size);
+}
+
+// The exported symbol of binaries built against headers of versions 1-2,
+// where fp_params_init was a function: version 2's size (what it wrote
+// then). Headers of version 3 on call fp_params_init_sized with their size.
+#undef fp_params_init
+void fp_params_init(fp_params_t *params) {
+  fp_params_init_sized(params, fp::kParamsV2Size);
 }
 
 fp_status_t fp_plan_create(const fp_plan_spec_t *spec, fp_plan_t **plan) {

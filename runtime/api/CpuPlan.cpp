@@ -40,6 +40,7 @@ ref::Options optionsOf(const fp_plan_spec_t &spec, const fp_params_t &p) {
   o.scoreQuery =
       spec.pooled_queries ? ref::ScoreQuery::kPooled : ref::ScoreQuery::kFull;
   o.scale = p.scale > 0 ? p.scale : 0.0f;
+  o.meanCorrection = p.mean_correction != 0;
   return o;
 }
 

@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "PlanBackends.h"
+#include "StructVersions.h"
 
 #include "fp/params.h"
 
@@ -32,23 +33,6 @@ int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 size_t alignUp(size_t bytes) { return (bytes + 255) & ~size_t(255); }
 
-/// End of the last field of version 1 of fp_params_t: callers compiled
-/// against v1 pass at least this.
-constexpr size_t kParamsV1Size = offsetof(fp_params_t, max_seqlen_k) +
-                                 sizeof(((fp_params_t *)nullptr)->max_seqlen_k);
-/// Version 2 appended dense_below_tokens.
-constexpr size_t kParamsV2Size =
-    offsetof(fp_params_t, dense_below_tokens) + sizeof(int64_t);
-constexpr size_t kSpecV1Size =
-    offsetof(fp_plan_spec_t, max_workspace_bytes) + sizeof(uint64_t);
-/// Version 1 of fp_varlen_t ends with apply_last_n.
-constexpr size_t kVarlenV1Size =
-    offsetof(fp_varlen_t, apply_last_n) + sizeof(const int32_t *);
-/// Version 2 appended pooled_k.
-constexpr size_t kVarlenV2Size =
-    offsetof(fp_varlen_t, pooled_k) + sizeof(const void *);
-static_assert(kVarlenV2Size == sizeof(fp_varlen_t),
-              "a new fp_varlen_t field needs its version size here");
 
 /// How many bytes of a caller's versioned struct this library reads: the
 /// largest version it knows that fits within the caller's struct_size (a
@@ -95,6 +79,10 @@ Status checkParamValues(const fp_params_t *params) {
                            "(FP_DENSE_BELOW_AUTO), 0 (never) or a token "
                            "count, got " +
                            str(params->dense_below_tokens));
+  if (params->mean_correction != 0 && params->mean_correction != 1)
+    return invalidArgument("params.mean_correction: expected 0 (off) or 1 "
+                           "(on), got " +
+                           str(params->mean_correction));
   if (params->cu_seqlens_q || params->cu_seqlens_k ||
       params->max_seqlen_q != 0 || params->max_seqlen_k != 0)
     return unsupported("params.cu_seqlens_q / cu_seqlens_k / max_seqlen_q / "
@@ -195,7 +183,7 @@ StatusOr<fp_params_t> readParams(const fp_params_t *params) {
   fp_params_init(&copy);
   std::memcpy(&copy, params,
               versionedPrefix(params->struct_size,
-                              {kParamsV1Size, kParamsV2Size}));
+                              {kParamsV1Size, kParamsV2Size, kParamsV3Size}));
   FP_RETURN_IF_ERROR(checkParamValues(&copy));
   return copy;
 }
@@ -567,7 +555,16 @@ Plan::validateAttention(const fp_tensor_t *q, const fp_tensor_t *k,
   if (!readOrError.isOk())
     return readOrError.status();
   *read = *readOrError;
+  FP_RETURN_IF_ERROR(checkMeanCorrection(*read));
   return problem;
+}
+
+Status Plan::checkMeanCorrection(const fp_params_t &params) const {
+  if (params.mean_correction && onDevice())
+    return unsupported("params.mean_correction: mean correction is "
+                       "implemented on CPU plans only so far (no CUDA "
+                       "kernel computes it yet); expected 0 on a CUDA plan");
+  return Status::ok();
 }
 
 Status Plan::attend(const fp_tensor_t *q, const fp_tensor_t *k,
@@ -829,6 +826,7 @@ Status Plan::attendVarlen(const fp_tensor_t *q, const fp_tensor_t *k,
   StatusOr<fp_params_t> readParamsOrError = readParams(params);
   if (!readParamsOrError.isOk())
     return readParamsOrError.status();
+  FP_RETURN_IF_ERROR(checkMeanCorrection(*readParamsOrError));
   FP_RETURN_IF_ERROR(validateVarlenMask(mask, *shape));
   return runAttendVarlen(*shape, *q, *k, *v, read, *mask, *out,
                          *readParamsOrError, stream);
@@ -850,6 +848,7 @@ Status Plan::prefillVarlen(const fp_tensor_t *q, const fp_tensor_t *k,
   StatusOr<fp_params_t> readParamsOrError = readParams(params);
   if (!readParamsOrError.isOk())
     return readParamsOrError.status();
+  FP_RETURN_IF_ERROR(checkMeanCorrection(*readParamsOrError));
   fp_params_t effective = *readParamsOrError;
   WorkspaceLayout l = varlenLayout(shape->batch, shape->totalQ,
                                    shape->maxSeqlenK);

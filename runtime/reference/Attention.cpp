@@ -38,7 +38,7 @@ void detail::attendBlock(const TensorView &q, const TensorView &k,
                          int64_t b, int64_t h, int64_t i, int32_t count,
                          const int32_t *ids, float scale,
                          AttentionScratch &buf, const MutableTensorView &out,
-                         float *lseOfHead) {
+                         float *lseOfHead, const MeanTerms *mean) {
   const int64_t blockSize = geometry.blockSize;
   const int64_t keyLen = geometry.keyLen;
   const int64_t d = q.dim, dv = v.dim;
@@ -80,6 +80,40 @@ void detail::attendBlock(const TensorView &q, const TensorView &k,
     }
   }
 
+  // Mean terms (mean correction): logits of the pruned blocks each row sees
+  // whole, in the row max too. meanS[r, j] = -inf marks "no term".
+  const int64_t keyBlocks = geometry.numKeyBlocks();
+  if (mean) {
+    resize(buf.meanK, keyBlocks * d);
+    resize(buf.meanV, keyBlocks * dv);
+    resize(buf.meanS, rows * keyBlocks);
+    buf.kept.assign(static_cast<size_t>(keyBlocks), 0);
+    for (int32_t e = 0; e < count; ++e)
+      buf.kept[static_cast<size_t>(ids[e])] = 1;
+    for (int64_t j = 0; j < keyBlocks; ++j) {
+      detail::toFloat(mean->kbar.dtype, mean->kbar.row(b, j, hk), d,
+                      &buf.meanK[j * d]);
+      detail::toFloat(mean->vbar.dtype, mean->vbar.row(b, j, hk), dv,
+                      &buf.meanV[j * dv]);
+    }
+    for (int64_t r = r0; r < r1; ++r) {
+      float *s = &buf.meanS[(r - r0) * keyBlocks];
+      detail::rowLogits(&buf.q[(r - r0) * d], buf.meanK.data(), keyBlocks, d,
+                        scale, s);
+      float &m = rowMax[r - r0];
+      for (int64_t j = 0; j < keyBlocks; ++j) {
+        const int64_t keys = std::min(blockSize, keyLen - j * blockSize);
+        if (buf.kept[static_cast<size_t>(j)] ||
+            geometry.visibleKeys(r, j) < keys) {
+          s[j] = negInf;
+          continue;
+        }
+        m = std::max(m, s[j]);
+        ++seen[r - r0];
+      }
+    }
+  }
+
   // Pass 2: p = exp(s - m), l += p (unrounded), o += round(p) * v.
   std::vector<float> rowSum(static_cast<size_t>(rows), 0.0f);
   std::fill(buf.acc.begin(), buf.acc.begin() + rows * dv, 0.0f);
@@ -102,6 +136,26 @@ void detail::attendBlock(const TensorView &q, const TensorView &k,
       detail::accumulatePV(s, buf.kv.data(), n, dv, &buf.acc[(r - r0) * dv]);
     }
   }
+
+  // Mean terms after the exact blocks, ascending j: w = n_j * exp(s - m),
+  // unrounded (they are not a PV product of the kernel's tiles).
+  if (mean)
+    for (int64_t r = r0; r < r1; ++r) {
+      const float *s = &buf.meanS[(r - r0) * keyBlocks];
+      const float m = rowMax[r - r0];
+      float *o = &buf.acc[(r - r0) * dv];
+      for (int64_t j = 0; j < keyBlocks; ++j) {
+        if (s[j] == negInf)
+          continue;
+        const float keys =
+            static_cast<float>(std::min(blockSize, keyLen - j * blockSize));
+        const float w = keys * std::exp(s[j] - m);
+        rowSum[r - r0] += w;
+        const float *vbar = &buf.meanV[j * dv];
+        for (int64_t x = 0; x < dv; ++x)
+          o[x] += w * vbar[x];
+      }
+    }
 
   // Epilogue: O = round(o / l), LSE = m + log(l); no visible key: 0, -inf.
   for (int64_t r = r0; r < r1; ++r) {
@@ -138,6 +192,12 @@ maskedAttention(const TensorView &q, const TensorView &k, const TensorView &v,
                     -std::numeric_limits<float>::infinity());
   MutableTensorView out = result.out.mutableView();
 
+  Tensor kbar, vbar;
+  detail::MeanTerms terms;
+  if (options.meanCorrection) {
+    FP_RETURN_IF_ERROR(detail::poolMeanTerms(k, v, options, kbar, vbar));
+    terms = {kbar.view(), vbar.view()};
+  }
   std::vector<detail::AttentionScratch> scratch(
       static_cast<size_t>(detail::resolveThreads(options.numThreads)));
   const int64_t rowsPerI = q.batch * q.heads;
@@ -150,9 +210,22 @@ maskedAttention(const TensorView &q, const TensorView &k, const TensorView &v,
         detail::attendBlock(q, k, v, geometry, b, h, i, mask.count(b, h, i),
                             mask.rowIds(b, h, i), scale,
                             scratch[static_cast<size_t>(worker)], out,
-                            &result.lse[(b * q.heads + h) * seqLen]);
+                            &result.lse[(b * q.heads + h) * seqLen],
+                            options.meanCorrection ? &terms : nullptr);
       });
   return result;
+}
+
+Status detail::poolMeanTerms(const TensorView &k, const TensorView &v,
+                             const Options &options, Tensor &kbar,
+                             Tensor &vbar) {
+  StatusOr<Tensor> pooledK = blockPool(k, options);
+  FP_RETURN_IF_ERROR(pooledK.status());
+  StatusOr<Tensor> pooledV = blockPool(v, options);
+  FP_RETURN_IF_ERROR(pooledV.status());
+  kbar = std::move(*pooledK);
+  vbar = std::move(*pooledV);
+  return Status::ok();
 }
 
 StatusOr<AttentionOutput> denseCausalAttention(const TensorView &q,

@@ -65,6 +65,12 @@ naiveAttention(const TensorView &q, const TensorView &k, const TensorView &v,
                     -std::numeric_limits<double>::infinity());
 
   const CausalGeometry geometry = CausalGeometry::wholePrompt(seqLen, blockSize);
+  Tensor kbar, vbar;
+  detail::MeanTerms terms;
+  if (options.meanCorrection) {
+    FP_RETURN_IF_ERROR(detail::poolMeanTerms(k, v, options, kbar, vbar));
+    terms = {kbar.view(), vbar.view()};
+  }
   std::vector<double> logits;
   std::vector<char> keptBlock(static_cast<size_t>(nb));
   for (int64_t b = 0; b < q.batch; ++b)
@@ -76,7 +82,8 @@ naiveAttention(const TensorView &q, const TensorView &k, const TensorView &v,
         result.lse[(b * q.heads + h) * seqLen + r] = detail::naiveRow(
             q, k, v, geometry, b, h, r, scale,
             [&](int64_t j) { return keptBlock[j] != 0; },
-            &result.out[((b * seqLen + r) * q.heads + h) * dv], logits);
+            &result.out[((b * seqLen + r) * q.heads + h) * dv], logits,
+            options.meanCorrection ? &terms : nullptr);
       }
   return result;
 }

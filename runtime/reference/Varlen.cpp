@@ -484,6 +484,12 @@ StatusOr<VarlenOutput> attendVarlen(const VarlenProblem &problem,
     MutableTensorView out = result.out.mutableView();
     out.data += problem.queryStart(i) * out.seqStride;
     out.seq = g.queryLen;
+    Tensor kbar, vbar;
+    detail::MeanTerms terms;
+    if (options.meanCorrection) {
+      FP_RETURN_IF_ERROR(detail::poolMeanTerms(k, v, options, kbar, vbar));
+      terms = {kbar.view(), vbar.view()};
+    }
     const int64_t nq = g.numQueryBlocks();
     detail::parallelFor(
         nq * heads, options.numThreads, [&](int64_t task, int worker) {
@@ -493,7 +499,8 @@ StatusOr<VarlenOutput> attendVarlen(const VarlenProblem &problem,
           detail::attendBlock(
               q, k, v, g, 0, h, qb, mask.count(row, h), mask.rowIds(row, h),
               scale, scratch[size_t(worker)], out,
-              &result.lse[size_t(h * totalQ + problem.queryStart(i))]);
+              &result.lse[size_t(h * totalQ + problem.queryStart(i))],
+              options.meanCorrection ? &terms : nullptr);
         });
   }
   result.mask = mask;
@@ -531,6 +538,12 @@ naiveAttentionVarlen(const VarlenProblem &problem, const Options &options,
     const TensorView k = keyView(problem, problem.k, i, keyStorage);
     const TensorView v = keyView(problem, problem.v, i, valueStorage);
     const int64_t start = problem.queryStart(i);
+    Tensor kbar, vbar;
+    detail::MeanTerms terms;
+    if (options.meanCorrection) {
+      FP_RETURN_IF_ERROR(detail::poolMeanTerms(k, v, options, kbar, vbar));
+      terms = {kbar.view(), vbar.view()};
+    }
     for (int64_t h = 0; h < heads; ++h)
       for (int64_t r = 0; r < g.queryLen; ++r) {
         const int64_t qb = r / blockSize;
@@ -544,7 +557,7 @@ naiveAttentionVarlen(const VarlenProblem &problem, const Options &options,
         result.lse[size_t(h * totalQ + start + r)] =
             detail::naiveRow(q, k, v, g, 0, h, r, scale, isKept,
                              &result.out[size_t(((start + r) * heads + h) * dv)],
-                             logits);
+                             logits, options.meanCorrection ? &terms : nullptr);
       }
   }
   return result;

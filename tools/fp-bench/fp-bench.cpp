@@ -80,6 +80,9 @@ struct Options {
       "  --dtype bf16|f16\n"
       "  --alpha A --sink S --window W --last-n N --min-budget K\n"
       "                          rule parameters (integers in [0, 2^31-1])\n"
+      "  --mean-correction       pruned blocks add their block means\n"
+      "                          (docs/semantics.md section 3; CPU only so\n"
+      "                          far); the error vs all blocks shows its gain\n"
       "  --seed S                structured-input seed >= 0 (default 1)\n"
       "  --npy q.npy,k.npy,v.npy inputs from files: uint16 bit patterns of\n"
       "                          --dtype or float32, shaped [b, s, h, d] as\n"
@@ -231,6 +234,8 @@ Options parse(int argc, char **argv) {
       o.json = true;
     else if (arg == "--save-inputs")
       o.saveInputs = value();
+    else if (arg == "--mean-correction")
+      o.params.mean_correction = 1;
     else
       usage(("unknown option " + arg).c_str());
   }
@@ -290,19 +295,21 @@ void print(const Options &o, const Result &r) {
         "\"all_blocks_attention_ms\": %.4f, \"all_blocks_tflops\": %.2f, "
         "\"speedup_vs_all_blocks\": %.3f, \"discovery_share\": %.5f, "
         "\"rel_l2_vs_dense\": %.4e, \"needles\": %lld, \"needles_kept\": "
-        "%lld, \"plan_ms\": %.1f, \"kernels\": \"%s\", \"inputs\": \"%s\"}\n",
+        "%lld, \"mean_correction\": %s, \"plan_ms\": %.1f, \"kernels\": \"%s\", "
+        "\"inputs\": \"%s\"}\n",
         r.device.c_str(), dtype, (long long)o.batch, (long long)r.seqLen,
         (long long)o.qHeads, (long long)o.kvHeads, (long long)o.headDim,
         (long long)o.block, o.params.alpha, r.density, r.discoveryMs,
         r.attentionMs, total, denseTflops, effTflops, r.denseAttentionMs,
         denseOwnTflops, r.denseAttentionMs / total,
         r.discoveryMs / r.denseAttentionMs, r.relL2VsDense,
-        (long long)r.needles, (long long)r.needlesKept, r.planMs,
+        (long long)r.needles, (long long)r.needlesKept,
+        o.params.mean_correction ? "true" : "false", r.planMs,
         r.kernelOrigin.c_str(), r.inputs.c_str());
     return;
   }
   std::printf(
-      "%s | %s b=%lld s=%lld h_q=%lld h_kv=%lld d=%lld B=%lld alpha=%g\n"
+      "%s | %s b=%lld s=%lld h_q=%lld h_kv=%lld d=%lld B=%lld alpha=%g%s\n"
       "  density %.2f%% | discovery %.3f ms + attention %.3f ms = %.3f ms\n"
       "  dense-equivalent %.2f TFLOP/s, effective %.2f TFLOP/s on kept "
       "blocks\n"
@@ -312,7 +319,9 @@ void print(const Options &o, const Result &r) {
       "%.1f ms (%s)\n",
       r.device.c_str(), dtype, (long long)o.batch, (long long)r.seqLen,
       (long long)o.qHeads, (long long)o.kvHeads, (long long)o.headDim,
-      (long long)o.block, o.params.alpha, 100 * r.density, r.discoveryMs,
+      (long long)o.block, o.params.alpha,
+      o.params.mean_correction ? " (mean correction)" : "", 100 * r.density,
+      r.discoveryMs,
       r.attentionMs, total, denseTflops, effTflops, r.denseAttentionMs,
       denseOwnTflops, r.denseAttentionMs / total,
       100 * r.discoveryMs / r.denseAttentionMs, r.relL2VsDense,

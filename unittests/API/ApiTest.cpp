@@ -410,6 +410,91 @@ TEST_F(ApiTest, VersionOneParamsAreReadOnlyToTheirSize) {
   fp_plan_destroy(another);
 }
 
+// params.mean_correction (version 3): the CPU plan's prefill equals the
+// reference with the option (and differs from it off); values other than
+// 0 and 1 are named; a version-2 struct ending at a guard page is read
+// without the field (off).
+TEST_F(ApiTest, MeanCorrectionParams) {
+  fp::ref::Options options;
+  options.blockSize = kBlock;
+  options.alpha = 0.9f;
+  options.sink = 0;
+  options.window = 1;
+  options.lastN = 0;
+  options.meanCorrection = true;
+  auto corrected = referencePrefill(options);
+  options.meanCorrection = false;
+  auto plain = referencePrefill(options);
+  ASSERT_TRUE(corrected.isOk() && plain.isOk());
+  ASSERT_NE(corrected->attention.out.storage(), plain->attention.out.storage())
+      << "the case must prune blocks";
+
+  params.alpha = 0.9f;
+  params.sink = 0;
+  params.window = 1;
+  params.last_n = 0;
+  params.mean_correction = 1;
+  ASSERT_EQ(prefill(), FP_OK) << fp_last_error();
+  EXPECT_EQ(outData, corrected->attention.out.storage());
+
+  params.mean_correction = 2;
+  std::fill(outData.begin(), outData.end(), uint16_t(0x7777));
+  expectRejected(prefill(), FP_ERROR_INVALID_ARGUMENT,
+                 "params.mean_correction: expected 0 (off) or 1 (on), got 2");
+
+  params.mean_correction = 1;
+  const size_t v2Size = offsetof(fp_params_t, mean_correction);
+  params.struct_size = v2Size;
+  GuardedPage page;
+  ASSERT_TRUE(page.ok());
+  const fp_params_t *v2 = page.placeAtEnd(params, v2Size);
+  ASSERT_EQ(fp_prefill(plan, &q, &k, &v, &out, v2, workspace.data(),
+                       workspaceBytes, nullptr),
+            FP_OK)
+      << fp_last_error();
+  EXPECT_EQ(outData, plain->attention.out.storage());
+}
+
+// fp_params_init_sized writes the caller's size only (guard bytes after it
+// keep their value); the fp_params_init macro passes this header's sizeof;
+// the exported fp_params_init function, which binaries built against
+// earlier headers call, writes version 2's 96 bytes.
+TEST(ApiParamsInitTest, WritesTheCallersSizeOnly) {
+  constexpr size_t kV1 = offsetof(fp_params_t, dense_below_tokens);
+  constexpr size_t kV2 = offsetof(fp_params_t, mean_correction);
+  struct Padded {
+    fp_params_t params;
+    unsigned char guard[64];
+  };
+  for (size_t size : {kV1, kV2, sizeof(fp_params_t)}) {
+    Padded p;
+    std::memset(&p, 0xAB, sizeof(p));
+    fp_params_init_sized(&p.params, size);
+    EXPECT_EQ(p.params.struct_size, size);
+    EXPECT_EQ(p.params.alpha, FP_DEFAULT_ALPHA);
+    const auto *bytes = reinterpret_cast<const unsigned char *>(&p);
+    for (size_t i = size; i < sizeof(p); ++i)
+      ASSERT_EQ(bytes[i], 0xAB) << "byte " << i << " written for size " << size;
+  }
+  Padded small;
+  std::memset(&small, 0xAB, sizeof(small));
+  fp_params_init_sized(&small.params, kV1 - 8); // below version 1: nothing
+  EXPECT_EQ(reinterpret_cast<const unsigned char *>(&small)[0], 0xAB);
+
+  Padded old;
+  std::memset(&old, 0xAB, sizeof(old));
+  (fp_params_init)(&old.params); // the exported function, not the macro
+  EXPECT_EQ(old.params.struct_size, kV2);
+  EXPECT_EQ(old.params.dense_below_tokens, FP_DENSE_BELOW_AUTO);
+  for (size_t i = kV2; i < sizeof(old); ++i)
+    ASSERT_EQ(reinterpret_cast<const unsigned char *>(&old)[i], 0xAB) << i;
+
+  fp_params_t current;
+  fp_params_init(&current);
+  EXPECT_EQ(current.struct_size, sizeof(fp_params_t));
+  EXPECT_EQ(current.mean_correction, 0);
+}
+
 // Sizes and floats in messages are shown as they are: a struct_size of
 // SIZE_MAX is not "-1", alpha 1.0000001 is not "1.000000".
 TEST_F(ApiTest, MessagesShowSizesAndFloatsExactly) {

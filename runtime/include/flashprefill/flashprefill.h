@@ -106,6 +106,13 @@ typedef struct fp_params {
    * (fp_plan_dense_below_tokens); 0 = never; callers built against version 1
    * get AUTO. */
   int64_t dense_below_tokens;
+  /* Version 3. Mean correction (docs/semantics.md section 3): 1 = every key
+   * block that is not kept and whose keys are all visible to a query row
+   * adds n_j copies of its mean key and mean value to that row's softmax
+   * (the LSE includes them); 0 (default) = off. fp_attend, fp_prefill and
+   * their varlen forms; CPU plans only for now (CUDA plans return
+   * FP_ERROR_UNSUPPORTED naming this field). */
+  int32_t mean_correction;
 } fp_params_t;
 
 #define FP_DENSE_BELOW_AUTO (-1)
@@ -129,7 +136,19 @@ typedef struct fp_mask {
 typedef struct fp_plan fp_plan_t;
 
 void fp_plan_spec_init(fp_plan_spec_t *spec);
+/* Fills the first struct_size bytes of *params with the defaults and sets
+ * params->struct_size = struct_size (at most sizeof(fp_params_t) of this
+ * library; a smaller size is an older caller's struct, whose later fields
+ * are not written). struct_size below version 1's size writes nothing. */
+void fp_params_init_sized(fp_params_t *params, size_t struct_size);
+/* fp_params_init(p): the defaults for this header's fp_params_t. It is a
+ * macro so that the size is the caller's sizeof; the exported function of
+ * that name (for binaries built against earlier headers) fills version 2,
+ * the size it had when it was the only initialiser. */
 void fp_params_init(fp_params_t *params);
+#ifndef FP_NO_PARAMS_INIT_MACRO
+#define fp_params_init(params) fp_params_init_sized((params), sizeof(fp_params_t))
+#endif
 
 /* Compiles (or fetches from the kernel cache) every kernel of `spec`. */
 fp_status_t fp_plan_create(const fp_plan_spec_t *spec, fp_plan_t **plan);

@@ -158,6 +158,8 @@ protected:
   /// queries only), then the mask's counts and ids.
   WorkspaceLayout varlenLayout(int64_t batch, int64_t totalQ,
                                int64_t maxSeqlenK) const;
+  /// params.mean_correction on a plan that cannot compute it: UNSUPPORTED.
+  Status checkMeanCorrection(const fp_params_t &params) const;
   /// batch * h_kv * ceil(maxSeqlenK / B) * d * 2 (sizes already checked).
   size_t pooledKeysBytes(int64_t batch, int64_t maxSeqlenK) const;
   /// The varlen backend, called after every host-visible argument was

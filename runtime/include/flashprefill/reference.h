@@ -159,6 +159,10 @@ struct Options {
   float scale = 0.0f;
   /// Only causal attention is implemented; false returns kUnsupported.
   bool causal = true;
+  /// Mean correction (docs/semantics.md section 3): every key block that is
+  /// not kept and whose keys are all visible to a row adds n_j copies of its
+  /// mean key / mean value to that row's softmax. Off by default.
+  bool meanCorrection = false;
   /// Worker threads; 0 = std::thread::hardware_concurrency(). Results do not
   /// depend on it.
   int numThreads = 0;
@@ -418,7 +422,9 @@ struct NaiveAttentionOutput {
 /// dot products in ascending order, double exp, P never rounded), over the
 /// keys of `mask`'s kept blocks when a mask is given, else all causal keys.
 /// Rows without a visible key give 0 and LSE -inf. Single-threaded and
-/// O(s^2); meant for small tests and sampled rows.
+/// O(s^2); meant for small tests and sampled rows. With a mask and
+/// options.meanCorrection, the mean terms of the pruned blocks (section 3)
+/// are added in double too (block means rounded to the dtype, as step 1).
 StatusOr<NaiveAttentionOutput>
 naiveAttention(const TensorView &q, const TensorView &k, const TensorView &v,
                const Options &options, const BlockMask *mask = nullptr);
