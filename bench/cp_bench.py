@@ -18,8 +18,9 @@ line (rank 0 writes it; --out appends it to a file):
   * single_ms: one rank's whole-prompt Plan.prefill (rank 0; skipped with
     --no-single or when it does not fit), speedup = single_ms / cp_ms and
     scaling efficiency = speedup / world;
-  * bytes: pooled keys gathered, K/V blocks received, and what all-gathering
-    K/V would move, summed over ranks;
+  * bytes: pooled keys gathered, K/V blocks received, the dense tail's
+    queries and partial results, and what all-gathering K/V would move,
+    summed over ranks;
   * rank0_rel_l2: relative L2 of rank 0's rows against the single-rank
     output (the kernels of the two paths differ: varlen paged attention
     against the whole-prompt kernel; the tests check every rank).
@@ -135,8 +136,8 @@ def main():
                 want = single[rows].float()
                 rel = float((out.float() - want).norm() / want.norm())
             totals = torch.tensor([stats["pooled_bytes"], stats["block_bytes"],
-                                   stats["allgather_kv_bytes"]], dtype=torch.float64,
-                                  device=device)
+                                   stats["allgather_kv_bytes"], stats["tail_bytes"]],
+                                  dtype=torch.float64, device=device)
             dist.all_reduce(totals)
             if rank == 0:
                 row = {
@@ -148,7 +149,7 @@ def main():
                     "scaling_efficiency": (None if single_ms is None
                                            else round(single_ms / cp_ms / world, 3)),
                     "pooled_bytes": int(totals[0]), "block_bytes": int(totals[1]),
-                    "allgather_kv_bytes": int(totals[2]),
+                    "allgather_kv_bytes": int(totals[2]), "tail_bytes": int(totals[3]),
                     "rank0_rel_l2": None if rel is None else round(rel, 6),
                 }
                 line = json.dumps(row)

@@ -134,7 +134,7 @@ def context_parallel_prefill(q, k, v, group=None, *, layout: str = "contiguous",
                              alpha=None, sink=None, window=None, last_n=None, min_budget=None,
                              threshold=None, block_size=None, scale=None,
                              dense_below_tokens=None, return_lse: bool = False,
-                             stats: Optional[Dict[str, Any]] = None):
+                             tail: str = "queries", stats: Optional[Dict[str, Any]] = None):
     """Block-sparse causal prefill of one sequence spread over the ranks of
     `group` (None: the default group).
 
@@ -153,10 +153,19 @@ def context_parallel_prefill(q, k, v, group=None, *, layout: str = "contiguous",
             :func:`flashprefill.prefill` does on one GPU), 0 = always the rule.
         return_lse: also return the log-sum-exp ``[h_q, n_r]`` (fp32,
             natural log).
+        tail: the dense tail (the ``last_n`` query blocks that end the
+            sequence keep every key block). ``"queries"`` (default): its
+            queries go to every rank, each attends them over its own
+            blocks, and the rank holding the tail merges the partial
+            results by LSE (``merge_states``), so no rank has to fetch
+            every remote block; those rows then match a one-process prefill
+            within rounding. ``"keys"``: the tail fetches its remote blocks
+            like any other row (every row bit for bit on the CPU).
         stats: a dict that receives what was moved: ``pooled_bytes``
             (all-gathered pooled keys), ``block_bytes`` (K/V blocks this rank
             received), ``allgather_kv_bytes`` (what all-gathering K/V would
-            have brought to this rank), ``received_blocks``, ``needed_blocks``.
+            have brought to this rank), ``received_blocks``, ``needed_blocks``,
+            ``tail_bytes`` (tail queries or partial results received).
 
     Returns:
         ``out`` ``[n_r, h_q, d]``, or ``(out, lse)``. Equal to the rows of a
@@ -171,6 +180,8 @@ def context_parallel_prefill(q, k, v, group=None, *, layout: str = "contiguous",
 
     if layout not in LAYOUTS:
         raise invalid(f"layout: expected one of {LAYOUTS}, got {layout!r}")
+    if tail not in ("queries", "keys"):
+        raise invalid(f"tail: expected 'queries' or 'keys', got {tail!r}")
     if not dist.is_available() or not dist.is_initialized():
         raise invalid("group: expected an initialised torch.distributed process group "
                       "(torch.distributed.init_process_group), got none")
@@ -258,6 +269,12 @@ def context_parallel_prefill(q, k, v, group=None, *, layout: str = "contiguous",
     sizes = dict(max_seqlen_q=local_max, max_seqlen_k=max(key_ends))
     mask = plan.select_varlen(q, no_keys, cu_local, k_lens=k_lens, page_table=no_table,
                               apply_last_n=apply_last_n, pooled_k=pooled_k, **sizes, **rule)
+    owned = owner == rank
+    dense_tail = None
+    if tail == "queries" and world > 1:
+        dense_tail = _DenseTail.plan(pieces_of, total, block, last_n, rank, owned)
+        if dense_tail is not None and dense_tail.holder == rank:
+            dense_tail.restrict_mask(mask, mine, cu_local, block)
 
     # 3. Which blocks every rank needs; this rank sends what it owns.
     counts, ids = mask.counts, mask.ids
@@ -265,7 +282,6 @@ def context_parallel_prefill(q, k, v, group=None, *, layout: str = "contiguous",
     needed = torch.zeros(num_blocks, dtype=torch.uint8, device=device)
     needed[ids[kept].long()] = 1
     wanted = _all_gather(torch, dist, group, needed).cpu().bool()  # [W, nb]
-    owned = owner == rank
     local_block_of = _local_block_index(mine, block, num_blocks)
     k_blocks = _as_blocks(torch, k, mine, block)
     v_blocks = _as_blocks(torch, v, mine, block)
@@ -291,8 +307,14 @@ def context_parallel_prefill(q, k, v, group=None, *, layout: str = "contiguous",
     page_of[all_recv] = len(k_blocks) + torch.arange(len(all_recv))
     table = page_of[:max_key_blocks].to(torch.int32).to(device).unsqueeze(0).expand(
         len(mine), -1).contiguous()
-    result = plan.attend_varlen(q, k_pages, v_pages, cu_local, k_lens=k_lens, page_table=table,
-                                mask=mask, scale=scale, return_lse=return_lse, **sizes)
+    out, lse = plan.attend_varlen(q, k_pages, v_pages, cu_local, k_lens=k_lens,
+                                  page_table=table, mask=mask, scale=scale, return_lse=True,
+                                  **sizes)
+    tail_bytes = 0
+    if dense_tail is not None:
+        tail_bytes = dense_tail.run(torch, dist, group, plan, q, out, lse, k_blocks, v_blocks,
+                                    local_block_of, owned, mine, block, scale)
+    result = (out, lse) if return_lse else out
 
     if stats is not None:
         element = q.element_size()
@@ -303,8 +325,130 @@ def context_parallel_prefill(q, k, v, group=None, *, layout: str = "contiguous",
             allgather_kv_bytes=int((total - n_local) * row_bytes),
             received_blocks=int(len(all_recv)),
             needed_blocks=int(wanted[rank].sum()),
+            tail_bytes=int(tail_bytes),
         )
     return result
+
+
+class _DenseTail:
+    """The last ``last_n`` query blocks of the sequence keep every key block
+    (the rule's dense tail), so fetching their keys would bring every remote
+    block to the rank that holds them. Their queries travel instead: every
+    rank attends them over its own blocks and the holder merges the W
+    partial results by LSE."""
+
+    def __init__(self, holder, start, end, piece, owned_ids):
+        self.holder = holder          # the rank holding the tail
+        self.start, self.end = start, end  # global rows of the tail
+        self.piece = piece            # (start, end) of the holder's final piece
+        self.owned_ids = owned_ids    # this rank's key blocks, ascending
+
+    @classmethod
+    def plan(cls, pieces_of, total, block, last_n, rank, owned):
+        from . import defaults
+
+        tail_blocks = defaults()["last_n"] if last_n is None else int(last_n)
+        num_blocks = -(-total // block)
+        if tail_blocks <= 0:
+            return None
+        start = max(0, num_blocks - tail_blocks) * block
+        for r, parts in enumerate(pieces_of):
+            for piece in parts:
+                if piece[1] == total:
+                    if start < piece[0]:
+                        return None  # the tail spans pieces: fetch its keys instead
+                    return cls(r, start, total, piece,
+                               [int(j) for j in owned.nonzero().flatten().tolist()])
+        return None
+
+    def local_rows(self, mine):
+        """The holder's local rows of the tail."""
+        offset = 0
+        for piece in mine:
+            if piece == self.piece:
+                break
+            offset += piece[1] - piece[0]
+        first = offset + self.start - self.piece[0]
+        return first, first + self.end - self.start
+
+    def restrict_mask(self, mask, mine, cu_local, block):
+        """The holder attends its tail rows over its own blocks only; the
+        other ranks' blocks come back as partial results."""
+        torch = _torch()
+        seq = mine.index(self.piece)
+        base = int(cu_local[seq]) // block + seq
+        piece_start, piece_len = self.piece[0], self.piece[1] - self.piece[0]
+        for local_block in range((self.start - piece_start) // block, -(-piece_len // block)):
+            last_key = piece_start + min((local_block + 1) * block, piece_len) - 1
+            ids = [j for j in self.owned_ids if j <= last_key // block]
+            row = base + local_block
+            mask.counts[row] = len(ids)
+            mask.ids[row] = -1
+            mask.ids[row, :, :len(ids)] = torch.tensor(ids, dtype=torch.int32,
+                                                       device=mask.ids.device)
+
+    def run(self, torch, dist, group, plan, q, out, lse, k_blocks, v_blocks, local_block_of,
+            owned, mine, block, scale):
+        """Moves the tail queries out and the partial results back; returns
+        the bytes this rank received."""
+        world = dist.get_world_size(group)
+        rank = dist.get_rank(group)
+        src = self.holder if group is None else dist.get_global_rank(group, self.holder)
+        rows = self.end - self.start
+        device = q.device
+        if rank == self.holder:
+            first, last = self.local_rows(mine)
+            q_tail = q[first:last].contiguous()
+        else:
+            q_tail = torch.empty((rows,) + tuple(q.shape[1:]), dtype=q.dtype, device=device)
+        dist.broadcast(_bits(torch, q_tail), src=src, group=group)
+        received = 0 if rank == self.holder else q_tail.numel() * q_tail.element_size()
+
+        if rank == self.holder:
+            part_out, part_lse = out[first:last].contiguous(), lse[:, first:last].contiguous()
+        else:
+            part_out, part_lse = self._partial(torch, plan, q_tail, k_blocks, v_blocks,
+                                               local_block_of, owned, block, scale)
+        outs = [torch.empty_like(part_out) for _ in range(world)] if rank == self.holder else None
+        lses = [torch.empty_like(part_lse) for _ in range(world)] if rank == self.holder else None
+        dist.gather(_bits(torch, part_out), None if outs is None else [_bits(torch, o) for o in outs],
+                    dst=src, group=group)
+        dist.gather(part_lse, lses, dst=src, group=group)
+        if rank != self.holder:
+            return received
+        from ._merge import merge_states
+
+        merged_out, merged_lse = outs[0], lses[0]
+        for r in range(1, world):
+            merged_out, merged_lse = merge_states(merged_out, merged_lse, outs[r], lses[r])
+        out[first:last] = merged_out
+        lse[:, first:last] = merged_lse
+        return (world - 1) * (part_out.numel() * part_out.element_size() +
+                              part_lse.numel() * part_lse.element_size())
+
+    def _partial(self, torch, plan, q_tail, k_blocks, v_blocks, local_block_of, owned, block,
+                 scale):
+        """The tail rows attended over this rank's own blocks (all of them
+        precede the tail: the holder has the blocks the tail crosses)."""
+        device = q_tail.device
+        rows = self.end - self.start
+        key_blocks = -(-self.end // block)
+        table = torch.zeros(key_blocks, dtype=torch.int64)
+        table[owned[:key_blocks]] = local_block_of[:key_blocks][owned[:key_blocks]]
+        table = table.to(torch.int32).to(device).unsqueeze(0).contiguous()
+        num_rows = rows // block + 1
+        heads = q_tail.shape[1]
+        counts = torch.zeros((num_rows, heads), dtype=torch.int32, device=device)
+        ids = torch.full((num_rows, heads, key_blocks), -1, dtype=torch.int32, device=device)
+        own = torch.tensor(self.owned_ids, dtype=torch.int32, device=device)
+        for row in range(-(-rows // block)):
+            counts[row] = len(self.owned_ids)
+            ids[row, :, :len(self.owned_ids)] = own
+        int32 = dict(dtype=torch.int32, device=device)
+        return plan.attend_varlen(q_tail, k_blocks, v_blocks, torch.tensor([0, rows], **int32),
+                                  k_lens=torch.tensor([self.end], **int32), page_table=table,
+                                  mask=(counts, ids), scale=scale, return_lse=True,
+                                  max_seqlen_q=rows, max_seqlen_k=self.end)
 
 
 def _local_block_index(pieces, block: int, num_blocks: int):

@@ -58,6 +58,7 @@ def main():
             out, lse = fpd.context_parallel_prefill(
                 *(as_torch(x, f"cuda:{rank}" if cuda else "cpu") for x in shard),
                 layout=case["layout"], block_size=case["block"],
+                tail=case.get("tail", "queries"),
                 return_lse=True, stats=stats, **case["rule"])
         except flashprefill.FlashPrefillError as error:
             np.savez(out_dir / f"rank{rank}.npz", error=np.array(error.message))
