@@ -170,7 +170,7 @@ def prefill_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k=None, *, k_lens=None, pag
                    max_seqlen_q=None, max_seqlen_k=None, alpha=None, sink=None, window=None,
                    last_n=None, min_budget=None, threshold=None, block_size=None, scale=None,
                    return_lse=False, out=None, workspace=None, apply_last_n=None, dtype=None,
-                   mean_correction=False):
+                   mean_correction=False, pooled_queries=False):
     """Block-sparse causal attention over a packed batch of variable-length
     sequences, each after a cached prefix (chunked prefill, prefix caching,
     continuous batching; docs/semantics.md section 2).
@@ -201,7 +201,7 @@ def prefill_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k=None, *, k_lens=None, pag
             sequence i (engines: a prompt's final chunk only). None: on for
             every sequence.
         alpha, sink, window, last_n, min_budget, threshold, block_size,
-        scale, mean_correction: as :func:`prefill`.
+        scale, mean_correction, pooled_queries: as :func:`prefill`.
         return_lse: also return the log-sum-exp, fp32 ``[h_q, total_q]``
             (FlashAttention's varlen layout).
         out: write the output here (q's shape and dtype).
@@ -225,7 +225,8 @@ def prefill_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k=None, *, k_lens=None, pag
                                    min_budget=min_budget, threshold=threshold,
                                    block_size=block_size, scale=scale, return_lse=return_lse,
                                    out=out, workspace=workspace,
-                                   mean_correction=mean_correction)
+                                   mean_correction=mean_correction,
+                                   pooled_queries=pooled_queries)
     return _eager.prefill_varlen_eager(q, k, v, cu_seqlens_q, cu_seqlens_k, k_lens=k_lens,
                                        page_table=page_table, max_seqlen_q=max_seqlen_q,
                                        max_seqlen_k=max_seqlen_k, apply_last_n=apply_last_n,
@@ -233,4 +234,5 @@ def prefill_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k=None, *, k_lens=None, pag
                                        min_budget=min_budget, threshold=threshold,
                                        block_size=block_size, scale=scale,
                                        return_lse=return_lse, out=out, workspace=workspace,
-                                       dtype=dtype, mean_correction=mean_correction)
+                                       dtype=dtype, mean_correction=mean_correction,
+                                       pooled_queries=pooled_queries)

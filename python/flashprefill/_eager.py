@@ -108,10 +108,12 @@ def varlen_problem(q, k, v, cu_seqlens_q, cu_seqlens_k, *, k_lens, page_table, a
     return p
 
 
-def varlen_plan(p: VarlenProblem, block_size):
+def varlen_plan(p: VarlenProblem, block_size, pooled_queries: bool = False):
     """The cached plan for `p` (sized by its batch and max_seqlen_k)."""
+    if not isinstance(pooled_queries, bool):
+        raise invalid(f"pooled_queries: expected True or False, got {pooled_queries!r}")
     return cached_plan(p.q.dtype, p.head_dim, p.heads_q, p.heads_kv, block_size, p.q.device,
-                       False, p.batch, p.max_seqlen_k)
+                       pooled_queries, p.batch, p.max_seqlen_k)
 
 
 def prefill_varlen_eager(q, k, v, cu_seqlens_q, cu_seqlens_k=None, *, k_lens=None,
@@ -119,7 +121,7 @@ def prefill_varlen_eager(q, k, v, cu_seqlens_q, cu_seqlens_k=None, *, k_lens=Non
                          apply_last_n=None, alpha=None, sink=None, window=None, last_n=None,
                          min_budget=None, threshold=None, block_size=None, scale=None,
                          return_lse=False, out=None, lse=None, workspace=None, dtype=None,
-                         stream=None, mean_correction=False):
+                         stream=None, mean_correction=False, pooled_queries=False):
     """:func:`flashprefill.prefill_varlen` without the torch custom op."""
     p = varlen_problem(q, k, v, cu_seqlens_q, cu_seqlens_k, k_lens=k_lens,
                        page_table=page_table, apply_last_n=apply_last_n, out=out,
@@ -130,7 +132,7 @@ def prefill_varlen_eager(q, k, v, cu_seqlens_q, cu_seqlens_k=None, *, k_lens=Non
             lse = empty(p.q, (p.heads_q, p.total_q), "float32") if lse is None else lse
             return out, lse
         return out
-    return varlen_plan(p, block_size).prefill_varlen(
+    return varlen_plan(p, block_size, pooled_queries).prefill_varlen(
         q, k, v, cu_seqlens_q, cu_seqlens_k, alpha=alpha, sink=sink, window=window,
         last_n=last_n, min_budget=min_budget, threshold=threshold, scale=scale, out=out,
         lse=lse, return_lse=return_lse, workspace=workspace, stream=stream,
@@ -140,7 +142,7 @@ def prefill_varlen_eager(q, k, v, cu_seqlens_q, cu_seqlens_k=None, *, k_lens=Non
 def mask_varlen(q, k, cu_seqlens_q, cu_seqlens_k=None, *, k_lens=None, page_table=None,
                 max_seqlen_q=None, max_seqlen_k=None, apply_last_n=None, alpha=None, sink=None,
                 window=None, last_n=None, min_budget=None, threshold=None, block_size=None,
-                scale=None, dtype=None, stream=None) -> VarlenMask:
+                scale=None, dtype=None, stream=None, pooled_queries=False) -> VarlenMask:
     """The compact block mask :func:`flashprefill.prefill_varlen` would use,
     as a :class:`VarlenMask` next to q."""
     p = varlen_problem(q, k, None, cu_seqlens_q, cu_seqlens_k, k_lens=k_lens,
@@ -150,14 +152,14 @@ def mask_varlen(q, k, cu_seqlens_q, cu_seqlens_k=None, *, k_lens=None, page_tabl
     if p.batch == 0 or p.total_q == 0:
         raise invalid(f"cu_seqlens_q: expected at least one sequence with queries, got "
                       f"b = {p.batch} and q.shape[0] = {p.total_q}")
-    return varlen_plan(p, block_size).select_varlen(
+    return varlen_plan(p, block_size, pooled_queries).select_varlen(
         q, k, cu_seqlens_q, cu_seqlens_k, alpha=alpha, sink=sink, window=window, last_n=last_n,
         min_budget=min_budget, threshold=threshold, scale=scale, stream=stream, _pre=p)
 
 
 def workspace_size_varlen(q, k, cu_seqlens_q, cu_seqlens_k=None, *, k_lens=None,
                           page_table=None, max_seqlen_q=None, max_seqlen_k=None,
-                          block_size=None, dtype=None) -> int:
+                          block_size=None, dtype=None, pooled_queries=False) -> int:
     """Bytes of the workspace :func:`flashprefill.prefill_varlen` needs for
     this call (pass one as ``workspace=`` for CUDA-graph capture, with the
     maxima the graph is captured for). Creates the cached plan, so it doubles
@@ -168,5 +170,5 @@ def workspace_size_varlen(q, k, cu_seqlens_q, cu_seqlens_k=None, *, k_lens=None,
                        takes_v=False)
     if p.batch == 0 or p.total_q == 0:
         return 0
-    return varlen_plan(p, block_size).varlen_workspace_bytes(p.batch, p.total_q,
+    return varlen_plan(p, block_size, pooled_queries).varlen_workspace_bytes(p.batch, p.total_q,
                                                              p.max_seqlen_q, p.max_seqlen_k)

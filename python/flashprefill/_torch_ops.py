@@ -174,7 +174,8 @@ def prefill_varlen_op(q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor,
                       last_n: Optional[int], min_budget: Optional[int],
                       threshold_kind: Optional[int], block_size: Optional[int],
                       scale: Optional[float], return_lse: bool,
-                      mean_correction: bool = False) -> Tuple[Tensor, Tensor]:
+                      mean_correction: bool = False,
+                      pooled_queries: bool = False) -> Tuple[Tensor, Tensor]:
     """Functional varlen prefill: returns (out like q, lse [h_q, total_q] fp32
     or an empty tensor when return_lse is False)."""
     result = prefill_varlen_eager(q, k, v, cu_seqlens_q, cu_seqlens_k, k_lens=k_lens,
@@ -183,7 +184,8 @@ def prefill_varlen_op(q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor,
                                   alpha=alpha, sink=sink, window=window, last_n=last_n,
                                   min_budget=min_budget, threshold=threshold_kind,
                                   block_size=block_size, scale=scale, return_lse=return_lse,
-                                  mean_correction=mean_correction)
+                                  mean_correction=mean_correction,
+                                  pooled_queries=pooled_queries)
     if return_lse:
         return result
     return result, q.new_empty((0,), dtype=torch.float32)
@@ -192,7 +194,8 @@ def prefill_varlen_op(q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor,
 @prefill_varlen_op.register_fake
 def _prefill_varlen_fake(q, k, v, cu_seqlens_q, cu_seqlens_k, k_lens, page_table, apply_last_n,
                          max_seqlen_q, max_seqlen_k, alpha, sink, window, last_n, min_budget,
-                         threshold_kind, block_size, scale, return_lse, mean_correction=False):
+                         threshold_kind, block_size, scale, return_lse, mean_correction=False,
+                         pooled_queries=False):
     lse_shape = (q.shape[1], q.shape[0]) if return_lse else (0,)
     return q.new_empty(q.shape), q.new_empty(lse_shape, dtype=torch.float32)
 
@@ -207,7 +210,8 @@ def prefill_varlen_out_op(q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor,
                           alpha: Optional[float], sink: Optional[int], window: Optional[int],
                           last_n: Optional[int], min_budget: Optional[int],
                           threshold_kind: Optional[int], block_size: Optional[int],
-                          scale: Optional[float], mean_correction: bool = False) -> None:
+                          scale: Optional[float], mean_correction: bool = False,
+                          pooled_queries: bool = False) -> None:
     """Varlen prefill into caller-owned `out` (and `lse`, `workspace`): with
     both maxima given it allocates nothing and never synchronises, so it can
     be captured in a CUDA graph."""
@@ -216,21 +220,22 @@ def prefill_varlen_out_op(q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor,
                          max_seqlen_q=max_seqlen_q, max_seqlen_k=max_seqlen_k, alpha=alpha,
                          sink=sink, window=window, last_n=last_n, min_budget=min_budget,
                          threshold=threshold_kind, block_size=block_size, scale=scale, out=out,
-                         lse=lse, workspace=workspace, mean_correction=mean_correction)
+                         lse=lse, workspace=workspace, mean_correction=mean_correction,
+                         pooled_queries=pooled_queries)
 
 
 @prefill_varlen_out_op.register_fake
 def _prefill_varlen_out_fake(q, k, v, cu_seqlens_q, cu_seqlens_k, k_lens, page_table,
                              apply_last_n, out, lse, workspace, max_seqlen_q, max_seqlen_k,
                              alpha, sink, window, last_n, min_budget, threshold_kind, block_size,
-                             scale, mean_correction=False):
+                             scale, mean_correction=False, pooled_queries=False):
     return None
 
 
 def prefill_varlen(q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor, cu_seqlens_k, *,
                    k_lens, page_table, max_seqlen_q, max_seqlen_k, apply_last_n, alpha, sink,
                    window, last_n, min_budget, threshold, block_size, scale, return_lse, out,
-                   workspace, mean_correction=False):
+                   workspace, mean_correction=False, pooled_queries=False):
     """:func:`flashprefill.prefill_varlen` on torch tensors: through the
     custom ops when traced, or straight to the implementation in plain eager
     mode (as :func:`prefill`)."""
@@ -251,7 +256,8 @@ def prefill_varlen(q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor, cu_seq
                                     min_budget=min_budget, threshold=kind,
                                     block_size=block_size, scale=scale, return_lse=return_lse,
                                     out=out, workspace=workspace,
-                                    mean_correction=mean_correction)
+                                    mean_correction=mean_correction,
+                                    pooled_queries=pooled_queries)
     if scale is not None:
         scale = float(scale)
     if alpha is not None:
@@ -265,10 +271,11 @@ def prefill_varlen(q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor, cu_seq
             o, lse = torch.ops.flashprefill.prefill_varlen(q, k, v, *lengths, max_seqlen_q,
                                                            max_seqlen_k, *scalars,
                                                            bool(return_lse),
-                                                           bool(mean_correction))
+                                                           bool(mean_correction),
+                                                           bool(pooled_queries))
             return (o, lse) if return_lse else o
     lse = q.new_empty((q.shape[1], q.shape[0]), dtype=torch.float32) if return_lse else None
     torch.ops.flashprefill.prefill_varlen_out(q, k, v, *lengths, out, lse, workspace,
                                               max_seqlen_q, max_seqlen_k, *scalars,
-                                              bool(mean_correction))
+                                              bool(mean_correction), bool(pooled_queries))
     return (out, lse) if return_lse else out

@@ -846,3 +846,32 @@ def test_cuda_pooled_keys(cuda):
     given = gpu_plan.select_varlen(g["q"], g["k"], g["cu_q"], g["cu_k"], pooled_k=pooled, **rule)
     for i in range(len(seqs)):
         assert torch.equal(own.sequence(i), given.sequence(i))
+
+
+def test_pooled_queries_prefix_zero_is_prefill_bitwise(rng):
+    """pooled_queries through the functional varlen API: with prefix 0 the
+    mask and output are prefill(pooled_queries=True)'s, and they differ from
+    the full-query estimator's (the option reaches the plan)."""
+    s = 300
+    q, k, v = ref.structured_qkv(rng, 2, s, HQ, HKV, D, "bf16")
+    kwargs = dict(block_size=B, dtype="bf16", alpha=0.3, sink=1, window=2, last_n=1)
+    want, want_lse = flashprefill.prefill(q, k, v, pooled_queries=True, return_lse=True, **kwargs)
+    want_mask = flashprefill.mask(q, k, pooled_queries=True, **kwargs)
+    cu = np.array([0, s, 2 * s], np.int32)
+    flat = [x.reshape(-1, *x.shape[2:]) for x in (q, k, v)]
+    out, lse = flashprefill.prefill_varlen(*flat, cu, cu, pooled_queries=True, return_lse=True,
+                                           **kwargs)
+    np.testing.assert_array_equal(out.reshape(q.shape), want)
+    for i in range(2):
+        np.testing.assert_array_equal(lse[:, i * s:(i + 1) * s], want_lse[i])
+    m = flashprefill.mask_varlen(flat[0], flat[1], cu, cu, pooled_queries=True, **kwargs)
+    full = flashprefill.mask_varlen(flat[0], flat[1], cu, cu, **kwargs)
+    dense = want_mask.to_dense()
+    for i in range(2):
+        np.testing.assert_array_equal(m.sequence(i), dense[i])
+    assert any((m.sequence(i) != full.sequence(i)).any() for i in range(2))
+    assert flashprefill.workspace_size_varlen(flat[0], flat[1], cu, cu, pooled_queries=True,
+                                              block_size=B, dtype="bf16") > \
+        flashprefill.workspace_size_varlen(flat[0], flat[1], cu, cu, block_size=B, dtype="bf16")
+    with pytest.raises(Error, match=r"pooled_queries: expected True or False, got 1"):
+        flashprefill.prefill_varlen(*flat, cu, cu, pooled_queries=1, **kwargs)
