@@ -262,6 +262,7 @@ def _declare(cdll: ctypes.CDLL) -> None:
         "fp_plan_spec_init": (None, [ctypes.c_void_p]),
         "fp_params_init": (None, [ctypes.c_void_p]),
         "fp_params_init_sized": (None, [ctypes.c_void_p, ctypes.c_size_t]),
+        "fp_plan_spec_init_sized": (None, [ctypes.c_void_p, ctypes.c_size_t]),
         "fp_plan_create": (status, [spec_p, ctypes.POINTER(PlanHandle)]),
         "fp_plan_destroy": (None, [PlanHandle]),
         "fp_plan_workspace_bytes": (sz, [PlanHandle, i64, i64]),
@@ -295,7 +296,7 @@ def _declare(cdll: ctypes.CDLL) -> None:
 def _check_layouts(cdll: ctypes.CDLL) -> None:
     """The library's struct sizes must cover this binding's mirrors: a
     smaller one means the library predates a field this package sets."""
-    inits = (("fp_plan_spec_init", PlanSpec, lambda b: cdll.fp_plan_spec_init(b)),
+    inits = (("fp_plan_spec_init_sized", PlanSpec, lambda b: cdll.fp_plan_spec_init_sized(b, 4096)),
              ("fp_params_init_sized", Params, lambda b: cdll.fp_params_init_sized(b, 4096)))
     for init, mirror, fill in inits:
         # A newer library may have appended fields: give init room for them.
@@ -369,7 +370,7 @@ def check(status: int) -> None:
 def default_spec() -> PlanSpec:
     """A ``fp_plan_spec_t`` as ``fp_plan_spec_init`` fills it."""
     buffer = ctypes.create_string_buffer(4096)
-    lib().fp_plan_spec_init(buffer)
+    lib().fp_plan_spec_init_sized(buffer, ctypes.sizeof(PlanSpec))
     spec = PlanSpec.from_buffer_copy(buffer.raw[: ctypes.sizeof(PlanSpec)])
     # Declare the size of the structure we actually pass.
     spec.struct_size = ctypes.sizeof(PlanSpec)

@@ -56,19 +56,29 @@ size_t bytesOrZero(fp::StatusOr<size_t> bytes) {
 
 extern "C" {
 
-void fp_plan_spec_init(fp_plan_spec_t *spec) {
-  if (!spec)
+void fp_plan_spec_init_sized(fp_plan_spec_t *spec, size_t struct_size) {
+  if (!spec || struct_size < fp::kSpecV1Size)
     return;
-  *spec = fp_plan_spec_t{};
-  spec->struct_size = sizeof(fp_plan_spec_t);
-  spec->dtype = FP_DTYPE_BF16;
-  spec->head_dim = 128;
-  spec->num_q_heads = 32;
-  spec->num_kv_heads = 8;
-  spec->block_size = FP_DEFAULT_BLOCK_SIZE;
-  spec->causal = 1;
-  spec->max_batch = 1;
-  spec->device = 0;
+  fp_plan_spec_t defaults{};
+  defaults.dtype = FP_DTYPE_BF16;
+  defaults.head_dim = 128;
+  defaults.num_q_heads = 32;
+  defaults.num_kv_heads = 8;
+  defaults.block_size = FP_DEFAULT_BLOCK_SIZE;
+  defaults.causal = 1;
+  defaults.max_batch = 1;
+  defaults.device = 0;
+  // Never more than the caller's struct (an older header's is smaller).
+  const size_t size = std::min(struct_size, sizeof(fp_plan_spec_t));
+  defaults.struct_size = size;
+  std::memcpy(spec, &defaults, size);
+}
+
+// The exported symbol of binaries built against headers where
+// fp_plan_spec_init was a function: version 1's size, the only one then.
+#undef fp_plan_spec_init
+void fp_plan_spec_init(fp_plan_spec_t *spec) {
+  fp_plan_spec_init_sized(spec, fp::kSpecV1Size);
 }
 
 void fp_params_init_sized(fp_params_t *params, size_t struct_size) {

@@ -458,7 +458,8 @@ TEST_F(ApiTest, MeanCorrectionParams) {
 // fp_params_init_sized writes the caller's size only (guard bytes after it
 // keep their value); the fp_params_init macro passes this header's sizeof;
 // the exported fp_params_init function, which binaries built against
-// earlier headers call, writes version 2's 96 bytes.
+// earlier headers call, writes version 2's 96 bytes. fp_plan_spec_init_sized
+// likewise.
 TEST(ApiParamsInitTest, WritesTheCallersSizeOnly) {
   constexpr size_t kV1 = offsetof(fp_params_t, dense_below_tokens);
   constexpr size_t kV2 = offsetof(fp_params_t, mean_correction);
@@ -493,6 +494,21 @@ TEST(ApiParamsInitTest, WritesTheCallersSizeOnly) {
   fp_params_init(&current);
   EXPECT_EQ(current.struct_size, sizeof(fp_params_t));
   EXPECT_EQ(current.mean_correction, 0);
+
+  // The plan spec the same way (one version so far).
+  struct PaddedSpec {
+    fp_plan_spec_t spec;
+    unsigned char guard[64];
+  } padded;
+  std::memset(&padded, 0xAB, sizeof(padded));
+  (fp_plan_spec_init)(&padded.spec);
+  EXPECT_EQ(padded.spec.struct_size, sizeof(fp_plan_spec_t));
+  EXPECT_EQ(padded.spec.head_dim, 128);
+  for (size_t i = sizeof(fp_plan_spec_t); i < sizeof(padded); ++i)
+    ASSERT_EQ(reinterpret_cast<const unsigned char *>(&padded)[i], 0xAB) << i;
+  std::memset(&padded, 0xAB, sizeof(padded));
+  fp_plan_spec_init_sized(&padded.spec, 8); // below version 1: nothing
+  EXPECT_EQ(reinterpret_cast<const unsigned char *>(&padded)[0], 0xAB);
 }
 
 // Sizes and floats in messages are shown as they are: a struct_size of

@@ -135,7 +135,16 @@ typedef struct fp_mask {
 
 typedef struct fp_plan fp_plan_t;
 
+/* Fills the first struct_size bytes of *spec with the defaults and sets
+ * spec->struct_size = struct_size (at most this library's sizeof; below
+ * version 1's size writes nothing). fp_plan_spec_init(s) is a macro passing
+ * this header's sizeof, as fp_params_init below; the exported function of
+ * that name fills version 1 for binaries built against earlier headers. */
+void fp_plan_spec_init_sized(fp_plan_spec_t *spec, size_t struct_size);
 void fp_plan_spec_init(fp_plan_spec_t *spec);
+#ifndef FP_NO_PARAMS_INIT_MACRO
+#define fp_plan_spec_init(spec) fp_plan_spec_init_sized((spec), sizeof(fp_plan_spec_t))
+#endif
 /* Fills the first struct_size bytes of *params with the defaults and sets
  * params->struct_size = struct_size (at most sizeof(fp_params_t) of this
  * library; a smaller size is an older caller's struct, whose later fields
