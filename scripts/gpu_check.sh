@@ -129,7 +129,7 @@ cat "$work/pytest.log" >>"$log"
 say "pytest: $(tail -1 "$work/pytest.log")"
 # With a GPU and torch present, a skipped CUDA, torch, transformers or varlen test is
 # a test that did not run: fail rather than report it as passed.
-gpu_skips=$(grep -E '^SKIPPED .*(test_cuda|test_torch|test_transformers|test_varlen|test_distributed|test_merge_states|test_mean_correction)' "$work/pytest.log" || true)
+gpu_skips=$(grep -E '^SKIPPED .*(test_cuda|test_torch|test_transformers(_gpu|_cb)?\.py|test_varlen|test_distributed|test_merge_states|test_mean_correction)' "$work/pytest.log" || true)
 if [[ -n $gpu_skips ]]; then
   say "GPU-side Python tests skipped on a GPU machine:"
   say "$gpu_skips"

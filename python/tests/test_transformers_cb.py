@@ -62,7 +62,10 @@ def generate(model, implementation, new_tokens=6):
                               pad_token_id=0)
     # 512-token batches: the 1500- and 2100-token prompts arrive in chunks
     # after a cached prefix, next to decode steps of the others.
-    cb = ContinuousBatchingConfig(block_size=32, num_blocks=512, max_batch_tokens=512)
+    # No CUDA streams or graphs for a CPU model, even where a GPU is present
+    # (transformers turns both on when CUDA is available).
+    cb = ContinuousBatchingConfig(block_size=32, num_blocks=512, max_batch_tokens=512,
+                                  use_async_batching=False, use_cuda_graph=False)
     out = model.generate_batch(inputs=prompts(), generation_config=config,
                                continuous_batching_config=cb)
     return {k: list(v.generated_tokens) for k, v in out.items()}

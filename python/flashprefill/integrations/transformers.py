@@ -506,6 +506,9 @@ def _paged_fallback_reason(module, query, cache, attention_mask, dropout, kwargs
         max_k = max_k["full_attention"]
     if int(max_k) < cfg.min_seq_len:
         return "short"
+    limit = _positions(module)
+    if limit is not None and int(max_k) > limit and not _capturing(query):
+        return "long"  # longer than the model's positions: a real sequence, not padding
     layer = getattr(module, "layer_idx", None)
     if layer is None or cache.sliding_windows[layer] != 1:
         return "unsupported"
@@ -529,6 +532,31 @@ def _paged_fallback_reason(module, query, cache, attention_mask, dropout, kwargs
     if torch.is_grad_enabled() and query.requires_grad:
         return "grad"
     return None
+
+
+def _positions(module) -> Optional[int]:
+    """The model's max_position_embeddings, if it has one."""
+    value = getattr(getattr(module, "config", None), "max_position_embeddings", None)
+    return int(value) if isinstance(value, numbers.Integral) and value > 0 else None
+
+
+def _capturing(query) -> bool:
+    import torch
+
+    return query.is_cuda and torch.cuda.is_current_stream_capturing()
+
+
+def _key_maximum(module, query, max_k: int) -> int:
+    """The max_seqlen_k to size the call with. For CUDA graphs, continuous
+    batching pads max_seqlen_k up to the whole cache's capacity (millions of
+    tokens for a small model), past what discovery's shared memory holds;
+    while capturing, the model's max_position_embeddings bounds every
+    sequence instead. Outside capture a longer max_seqlen_k is a real
+    sequence, which _paged_fallback_reason sends to the stock path."""
+    limit = _positions(module)
+    if limit is not None and max_k > limit and _capturing(query):
+        return limit
+    return max_k
 
 
 def _stock_paged(module, query, key, value, attention_mask, dropout, scaling, kwargs):
@@ -646,7 +674,9 @@ def paged_attention_forward(module, query, key, value, attention_mask, dropout: 
     read = kwargs["read_index"][group]
     logits = kwargs.get("logits_indices")
     flags = None if logits is None else _last_n_flags(cu_q, logits)
-    maxima = dict(max_seqlen_q=max(int(kwargs["max_seqlen_q"]), 1), max_seqlen_k=max(int(max_k), 1))
+    max_k = _key_maximum(module, query, int(max_k))
+    max_q = min(max(int(kwargs["max_seqlen_q"]), 1), max(max_k, 1))
+    maxima = dict(max_seqlen_q=max_q, max_seqlen_k=max(max_k, 1))
     if read.numel() == 0:  # every sequence starts here: K/V are the new tokens, packed
         kv = dict(cu_seqlens_k=cu_k)
         k_arg, v_arg = new_k.contiguous(), new_v.contiguous()
