@@ -506,9 +506,6 @@ def _paged_fallback_reason(module, query, cache, attention_mask, dropout, kwargs
         max_k = max_k["full_attention"]
     if int(max_k) < cfg.min_seq_len:
         return "short"
-    limit = _positions(module)
-    if limit is not None and int(max_k) > limit and not _capturing(query):
-        return "long"  # longer than the model's positions: a real sequence, not padding
     layer = getattr(module, "layer_idx", None)
     if layer is None or cache.sliding_windows[layer] != 1:
         return "unsupported"
@@ -548,13 +545,14 @@ def _capturing(query) -> bool:
 
 def _key_maximum(module, query, max_k: int) -> int:
     """The max_seqlen_k to size the call with. For CUDA graphs, continuous
-    batching pads max_seqlen_k up to the whole cache's capacity (millions of
-    tokens for a small model), past what discovery's shared memory holds;
-    while capturing, the model's max_position_embeddings bounds every
-    sequence instead. Outside capture a longer max_seqlen_k is a real
-    sequence, which _paged_fallback_reason sends to the stock path."""
+    batching pads max_seqlen_k up to the whole cache's capacity (24M tokens
+    for a small model on an H100), past what discovery's shared memory
+    holds, in its eager warm-up as in the capture. The model's
+    max_position_embeddings bounds every sequence it can run instead, so the
+    warm-up creates the plan the capture then reuses (creating one inside a
+    capture would load modules there and invalidate it)."""
     limit = _positions(module)
-    if limit is not None and max_k > limit and _capturing(query):
+    if limit is not None and max_k > limit:
         return limit
     return max_k
 
