@@ -117,6 +117,11 @@ std::string listOf(const int64_t *values, int rank) {
 /// (A sufficient condition; views that interleave without it are refused.)
 Status checkNoSelfOverlap(const int64_t *extents, const int64_t *strides,
                           int rank, const std::string &name) {
+  // An empty view has no elements to overlap; its span is empty too, so
+  // nothing bounds its strides and stride * extent below could overflow.
+  for (int i = 0; i < rank; ++i)
+    if (extents[i] == 0)
+      return Status::ok();
   int order[4];
   int n = 0;
   for (int i = 0; i < rank; ++i)
@@ -137,7 +142,7 @@ Status checkNoSelfOverlap(const int64_t *extents, const int64_t *strides,
                  "stride at least the extent of the dimensions inside it), "
                  "got shape " +
           listOf(extents, rank) + " with strides " + listOf(strides, rank));
-    inner = strides[i] * extents[i]; // fits: the span was computed
+    inner = strides[i] * extents[i]; // fits: the span (not empty) was computed
   }
   return Status::ok();
 }

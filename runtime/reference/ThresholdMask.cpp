@@ -72,9 +72,14 @@ int32_t thresholdRow(const float *row, const CausalGeometry &geometry,
     }
   }
 
+  // alpha = 0 keeps every causal block, NaN scores included: it is how
+  // dense attention is asked for (the dense fall-back of fp_prefill), and
+  // the kernels then skip scoring. (The threshold alone would drop a NaN
+  // score, or every block when all are NaN: 0 * -inf.)
+  const bool keepAll = !(alpha > 0.0f);
   int32_t count = 0;
   for (int64_t j = 0; j < numJ; ++j) {
-    bool keep = forced(j) || row[j] >= threshold ||
+    bool keep = keepAll || forced(j) || row[j] >= threshold ||
                 (k > 0 && row[j] >= budgetThreshold);
     if (keep)
       ids[count++] = static_cast<int32_t>(j);

@@ -455,6 +455,42 @@ TEST_F(ApiTest, MeanCorrectionParams) {
   EXPECT_EQ(outData, plain->attention.out.storage());
 }
 
+// alpha 0 (and the dense fall-back of fp_prefill, which runs with alpha 0)
+// keeps every causal block even when scores are NaN, as the kernels do
+// (they skip scoring then): a NaN key in block 1 used to make the CPU
+// backend drop that block, so the "dense" fall-back pruned it and mean
+// correction changed its result (found by fp-fuzz-capi,
+// corpus/capi/regression-dense-fallback-nan-scores).
+TEST_F(ApiTest, AlphaZeroKeepsBlocksWithNaNScores) {
+  inputs.k[((0 * kSeq + kBlock + 3) * kKvHeads + 0) * kDim + 5] = 0x7fc0; // NaN
+  params.sink = 0;
+  params.window = 1;
+  params.last_n = 0;
+  params.alpha = 0.0f;
+  const size_t selectBytes = fp_plan_select_workspace_bytes(plan, kBatch, kSeq);
+  ASSERT_EQ(fp_select(plan, &q, &k, &params, &mask, workspace.data(),
+                      selectBytes, nullptr),
+            FP_OK)
+      << fp_last_error();
+  for (int64_t r = 0; r < kBatch * kQHeads * kBlocks; ++r)
+    ASSERT_EQ(counts[r], r % kBlocks + 1) << "row " << r;
+
+  // The fall-back: with and without mean correction, bit for bit.
+  params.alpha = 0.9f;
+  params.dense_below_tokens = kSeq + 1;
+  std::vector<float> lse(kBatch * kQHeads * kSeq), lsePlain(lse.size());
+  params.lse = lse.data();
+  params.mean_correction = 1;
+  ASSERT_EQ(prefill(), FP_OK) << fp_last_error();
+  const std::vector<uint16_t> corrected = outData;
+  params.lse = lsePlain.data();
+  params.mean_correction = 0;
+  ASSERT_EQ(prefill(), FP_OK) << fp_last_error();
+  EXPECT_EQ(outData, corrected);
+  EXPECT_EQ(std::memcmp(lse.data(), lsePlain.data(), lse.size() * sizeof(float)),
+            0);
+}
+
 // fp_params_init_sized writes the caller's size only (guard bytes after it
 // keep their value); the fp_params_init macro passes this header's sizeof;
 // the exported fp_params_init function, which binaries built against

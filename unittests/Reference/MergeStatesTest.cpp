@@ -562,5 +562,33 @@ TEST(MergeStates, OverlapOtherThanInPlaceIsNamed) {
   EXPECT_EQ(a.lse, aL);
 }
 
+// An empty view has no elements to overlap: an out with a zero extent is
+// accepted whatever its strides (a 0 stride, or INT64_MAX ones whose
+// products used to overflow in the self-overlap check: undefined
+// behaviour, found by fp-fuzz-capi, corpus/capi/regression-merge-empty-
+// huge-strides), and nothing is written.
+TEST(MergeStates, EmptyOutAcceptsAnyStrides) {
+  OwnedState a(StateType::kBF16, 1, 2, 2, 3), b(StateType::kBF16, 1, 2, 2, 3),
+      out(StateType::kBF16, 1, 2, 2, 3);
+  std::fill(out.o16.begin(), out.o16.end(), uint16_t(0x7777));
+  std::fill(out.lse.begin(), out.lse.end(), 7.0f);
+  const int64_t huge = std::numeric_limits<int64_t>::max();
+  for (int64_t stride : {int64_t(0), huge}) {
+    AttentionState sa = a.view(), sb = b.view(), so = out.view();
+    for (AttentionState *x : {&sa, &sb, &so})
+      x->shape[0] = 0;
+    so.strides[1] = stride;
+    so.strides[2] = stride;
+    so.lseStrides[1] = stride;
+    so.lseStrides[2] = stride;
+    Status st = mergeStates(sa, sb, so);
+    EXPECT_TRUE(st.isOk()) << "stride " << stride << ": " << st.message();
+  }
+  for (uint16_t x : out.o16)
+    EXPECT_EQ(x, 0x7777);
+  for (float x : out.lse)
+    EXPECT_EQ(x, 7.0f);
+}
+
 } // namespace
 } // namespace fp::ref

@@ -193,6 +193,19 @@ TEST(ThresholdMask, NaNScoresNeverPass) {
   EXPECT_EQ(run(rows, options), (std::vector<Ids>{{}, {1}}));
 }
 
+// alpha 0 keeps every causal block, NaN scores included (the kernels skip
+// scoring at alpha 0; the dense fall-back of fp_prefill relies on it), for
+// both threshold kinds; a row of NaN only used to keep nothing (0 * -inf).
+TEST(ThresholdMask, AlphaZeroKeepsNaNScores) {
+  std::vector<std::vector<float>> rows = {{NAN}, {NAN, 0.5f}, {NAN, NAN, NAN}};
+  std::vector<Ids> every = {{0}, {0, 1}, {0, 1, 2}};
+  for (ThresholdKind kind : {ThresholdKind::kRelativeMax, ThresholdKind::kMinMax}) {
+    Options options = plainOptions(4, 0.0f);
+    options.thresholdKind = kind;
+    EXPECT_EQ(run(rows, options), every);
+  }
+}
+
 // Mask format: counts [b, h, nb], ids [b, h, nb, nb] ascending, -1 after
 // the count; batches and heads are independent rows.
 TEST(ThresholdMask, PaddedRowsFormat) {

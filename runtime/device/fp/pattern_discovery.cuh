@@ -532,7 +532,9 @@ FP_DEVICE void discover_blocks(const typename Problem::Params &params) {
     bool keep = false;
     if (j < scored_t) {
       const float s = s_score[j];
-      keep = forced(j) || s >= threshold || s >= budget;
+      // alpha <= 0: every block, NaN scores included, as in the shortcut
+      // above (taken unless debug_scores asks for the scores).
+      keep = forced(j) || alpha <= 0.f || s >= threshold || s >= budget;
     }
     const unsigned ballot = __ballot_sync(0xffffffffu, keep);
     if (lane == 0)
