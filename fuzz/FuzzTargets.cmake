@@ -59,12 +59,18 @@ if(FP_ENABLE_COMPILER)
 
   # The shared library in replay builds (a fast link); the static one under
   # libFuzzer so the coverage counters live in one module.
+  # FPReference: fp_merge_states is compared with ref::mergeStates.
   if(FP_FUZZ)
     add_fp_fuzzer(capi SOURCES ${FP_FUZZ_DIR}/fuzz_capi.cpp
-      LIBS flashprefill_static FPRuntimeHeaders)
+      LIBS flashprefill_static FPReference FPRuntimeHeaders)
   else()
-    add_fp_fuzzer(capi SOURCES ${FP_FUZZ_DIR}/fuzz_capi.cpp LIBS flashprefill)
+    add_fp_fuzzer(capi SOURCES ${FP_FUZZ_DIR}/fuzz_capi.cpp
+      LIBS flashprefill FPReference)
   endif()
+  # The harness restates the merge formula one fp32 operation at a time, as
+  # the reference does: no fused multiply-add.
+  target_compile_options(fp-fuzz-capi PRIVATE
+    $<$<CXX_COMPILER_ID:GNU,Clang>:-ffp-contract=off>)
 
   add_fp_fuzzer(tuning-db SOURCES ${FP_FUZZ_DIR}/fuzz_tuning_db.cpp LIBS FPCompiler)
 
